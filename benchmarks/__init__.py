@@ -1,0 +1,1 @@
+"""Runs every benchmark: python -m benchmarks [name ...]."""

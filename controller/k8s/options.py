@@ -1,0 +1,50 @@
+"""Options of the Kubernetes backend, as written under ``backend.kubernetes`` in a sweep spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Opts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PodPlacement(_Opts):
+    """Where trial pods may run; settable per sweep and overridable per budget rung."""
+
+    node_selector: dict[str, str] | None = None
+    tolerations: list[dict[str, Any]] | None = None
+    affinity: dict[str, Any] | None = None
+    priority_class_name: str | None = None
+    runtime_class_name: str | None = None
+    kueue_queue: str | None = None  # sets the kueue.x-k8s.io/queue-name label
+
+
+class RungOverride(PodPlacement):
+    """Overrides for the trials of one budget rung (0 = the smallest budget)."""
+
+    rung: int = Field(ge=0)
+    gpu_resource: str | None = None
+
+
+class KubernetesOptions(PodPlacement):
+    namespace: str | None = None  # default: the controller pod's namespace, or the kubeconfig's
+    image: str | None = None  # trainer image; default: trainer.image of the sweep
+    image_pull_policy: str | None = None
+    image_pull_secrets: list[str] = []
+    service_account_name: str | None = None
+    gpu_resource: str = "nvidia.com/gpu"
+    # A Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY for trial pods (envFrom).
+    credentials_secret: str | None = None
+    backoff_limit: int = Field(3, ge=0)  # retries of real failures; disruptions are not counted
+    ttl_seconds_after_finished: int | None = Field(3600, ge=0)
+    startup_allowance_s: float = Field(600.0, ge=0)  # added to the budget for activeDeadlineSeconds
+    pending_timeout_s: float = Field(900.0, gt=0)  # unschedulable / image pull failure -> lost
+    creates_per_second: float = Field(5.0, gt=0)  # Job creation rate limit
+    poll_interval_s: float = Field(30.0, gt=0)  # fallback list when the watch is quiet
+    scratch_size_limit: str | None = "10Gi"  # emptyDir for /tmp (root file system is read-only)
+    rungs: list[RungOverride] = []
+    extra_labels: dict[str, str] = {}
+    extra_annotations: dict[str, str] = {}

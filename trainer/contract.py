@@ -1,0 +1,152 @@
+"""The trial contract between controller and trainer (torch-free; both images import it).
+
+A TrialSpec is written by the controller to ``<root>/<sweep>/trials/<trial>/trial.json`` before
+launch; the trainer writes a TrialResult to ``result.json`` in the same folder, once, last.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Trial ids and sweep names become Kubernetes object names and store keys: keep them DNS-safe.
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+# Trainer exit codes. The Kubernetes backend's podFailurePolicy and the local backend both read them.
+EXIT_OK = 0  # a result.json was written (status ok or failed)
+EXIT_BAD_TRIAL = 2  # trial.json missing fields / invalid: retrying cannot help
+EXIT_INFRA = 75  # EX_TEMPFAIL: store unreachable, data missing... retry (resumes from checkpoint)
+
+BudgetUnit = Literal["epochs", "seconds"]
+Dataset = Literal["cifar10", "fashion_mnist", "synthetic"]
+
+FILE_TRIAL = "trial.json"
+FILE_RESULT = "result.json"
+FILE_METRICS = "metrics.jsonl"
+FILE_CHECKPOINT = "checkpoint.pt"
+FILE_LOG = "trainer.log"
+
+
+def check_name(value: str, what: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(
+            f"{what} {value!r} must be 1-63 lowercase letters, digits or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+def trial_prefix(sweep: str, trial_id: str) -> str:
+    """Store key prefix of one trial, relative to the store root."""
+    return f"{sweep}/trials/{trial_id}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSource(_Strict):
+    """Where the trainer finds its data set."""
+
+    # A local directory, or an s3:// prefix downloaded once per pod and cached in `cache_dir`.
+    location: str | None = None
+    cache_dir: str | None = None
+    download: bool = False  # let torchvision download when nothing is found (needs network)
+    subset: Annotated[int, Field(gt=0)] | None = None  # use only this many training images
+    val_size: Annotated[int, Field(gt=0)] | None = None  # held-out split size (default: 10 %)
+
+
+class TrialSpec(_Strict):
+    sweep: str
+    trial_id: str
+    config: dict[str, Any]
+    budget: Annotated[float, Field(gt=0)]
+    budget_unit: BudgetUnit = "epochs"
+    dataset: Dataset = "fashion_mnist"
+    data: DataSource = DataSource()
+    seed: Annotated[int, Field(ge=0)] = 0
+    store_root: str  # the store root URL; outputs go to <root>/<sweep>/trials/<trial_id>/
+    store_endpoint_url: str | None = None
+    store_region: str | None = None
+    resume_checkpoint: str | None = None  # store key of a checkpoint to start from
+    max_params: Annotated[int, Field(gt=0)] | None = None  # bigger models fail as a bad config
+    checkpoint_every_s: Annotated[float, Field(gt=0)] = 300.0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True  # mixed precision where the device supports it (CUDA only)
+    compile: bool = False  # torch.compile the model (GPU only)
+    num_workers: Annotated[int, Field(ge=0)] = 2
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_name(cls, v: str) -> str:
+        return check_name(v, "sweep")
+
+    @field_validator("trial_id")
+    @classmethod
+    def _trial_name(cls, v: str) -> str:
+        return check_name(v, "trial_id")
+
+    @property
+    def prefix(self) -> str:
+        return trial_prefix(self.sweep, self.trial_id)
+
+
+class TrialInfo(BaseModel):
+    """What the trainer reports beside the loss; never used for search except `loss`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None  # recorded for reports, never used by BOHB
+    test_error: float | None = None
+    params: int | None = None
+    epochs: float | None = None  # epochs run (fractional for a seconds budget)
+    steps: int | None = None
+    train_seconds: float | None = None  # pure training-step time (the paper's budget unit)
+    wall_seconds: float | None = None
+    device: str | None = None
+    images_per_second: float | None = None
+    resumed: int = 0  # how often this trial resumed from a checkpoint
+
+
+class TrialResult(_Strict):
+    trial_id: str
+    status: Literal["ok", "failed"]
+    loss: float | None = None  # validation error in [0, 1]; None when failed
+    info: TrialInfo = TrialInfo()
+    error: str | None = None  # why it failed
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @field_validator("trial_id")
+    @classmethod
+    def _trial_name(cls, v: str) -> str:
+        return check_name(v, "trial_id")
+
+    @model_validator(mode="after")
+    def _loss_matches_status(self) -> TrialResult:
+        if self.status == "ok":
+            if self.loss is None or not math.isfinite(self.loss):
+                raise ValueError("loss: an ok result needs a finite loss")
+        elif not self.error:
+            raise ValueError("error: a failed result must say why it failed")
+        return self
+
+
+class MetricsLine(BaseModel):
+    """One line of metrics.jsonl."""
+
+    model_config = ConfigDict(extra="allow")
+
+    epoch: float
+    step: int
+    train_loss: float | None
+    val_error: float | None
+    lr: float
+    seconds: float  # cumulative training-step seconds
+    images_per_second: float | None = None

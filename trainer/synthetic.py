@@ -1,0 +1,121 @@
+"""A trainer-compatible program with a synthetic multi-fidelity loss (torch-free, fast).
+
+It honours the trainer's contract (``--trial URL`` or ``KUBOHB_TRIAL``; result.json written last;
+exit codes of ``trainer.contract``) so that sweeps with hundreds of trials, and the controller's
+and Kubernetes backend's end-to-end tests, run in seconds. The loss is a noisy Branin-like
+function of every numeric parameter that converges to its noise-free value as the budget grows:
+a known optimum, a known fidelity bias, and rank correlation that improves with budget.
+
+Behaviour knobs for failure tests come from the config itself (so BOHB can learn from them):
+``fail`` (bool: write a failed result), ``crash`` (exit with this code, no result),
+``sleep`` (seconds to sleep before finishing), ``garbage`` (write an invalid result.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import sys
+import time
+from datetime import UTC, datetime
+
+from trainer.contract import (
+    EXIT_BAD_TRIAL,
+    EXIT_INFRA,
+    FILE_METRICS,
+    FILE_RESULT,
+    TrialInfo,
+    TrialResult,
+    TrialSpec,
+)
+from trainer.store import StoreError, open_store, open_url
+
+
+def synthetic_loss(config: dict[str, object], budget: float, max_budget: float, seed: int) -> float:
+    """Noise shrinks as 1/sqrt(budget); the noise-free value is in [0, 1]."""
+    total, count = 0.0, 0
+    for name in sorted(config):
+        value = config[name]
+        if isinstance(value, bool) or name in ("fail", "crash", "sleep", "garbage"):
+            continue
+        if isinstance(value, int | float):
+            # a bowl per dimension, centred at 0.3 of a squashed value
+            x = math.tanh(abs(float(value)) / (1.0 + abs(float(value))))
+            total += (x - 0.3) ** 2
+            count += 1
+        elif isinstance(value, str):
+            total += (int(hashlib.sha256(value.encode()).hexdigest(), 16) % 7) / 28.0
+            count += 1
+    clean = total / max(count, 1)
+    digest = hashlib.sha256(f"{sorted(config.items())}|{budget}|{seed}".encode()).digest()
+    uniform = int.from_bytes(digest[:8], "big") / 2**64
+    noise = (uniform - 0.5) * 0.2 * math.sqrt(max_budget / budget) / math.sqrt(max_budget)
+    return min(1.0, max(0.0, clean + noise))
+
+
+def run(trial_url: str) -> int:
+    started = datetime.now(UTC)
+    try:
+        store, key = open_url(
+            trial_url,
+            endpoint_url=os.environ.get("KUBOHB_STORE_ENDPOINT"),
+            region=os.environ.get("KUBOHB_STORE_REGION"),
+        )
+        raw = store.get_json(key)
+    except StoreError as exc:
+        print(f"synthetic trainer: cannot read {trial_url}: {exc}", file=sys.stderr)
+        return EXIT_INFRA
+    try:
+        spec = TrialSpec.model_validate(raw)
+    except ValueError as exc:
+        print(f"synthetic trainer: invalid trial spec {trial_url}: {exc}", file=sys.stderr)
+        return EXIT_BAD_TRIAL
+    cfg = spec.config
+    store = open_store(
+        spec.store_root, endpoint_url=spec.store_endpoint_url, region=spec.store_region
+    )
+    out = spec.prefix
+    if store.exists(f"{out}/{FILE_RESULT}"):
+        return 0
+    if cfg.get("sleep"):
+        time.sleep(float(cfg["sleep"]))  # type: ignore[arg-type]
+    if cfg.get("crash"):
+        return int(cfg["crash"])  # type: ignore[call-overload]
+    if cfg.get("garbage"):
+        store.put(f"{out}/{FILE_RESULT}", b"{not json")
+        return 0
+    max_budget = float(os.environ.get("KUBOHB_MAX_BUDGET", spec.budget))
+    loss = synthetic_loss(cfg, spec.budget, max_budget, spec.seed)
+    store.put(
+        f"{out}/{FILE_METRICS}",
+        f'{{"epoch": {spec.budget}, "step": 1, "train_loss": {loss}, '
+        f'"val_error": {loss}, "lr": 0.0, "seconds": 0.0}}\n'.encode(),
+    )
+    info = TrialInfo(epochs=spec.budget, train_seconds=0.0, device="synthetic", params=0)
+    if cfg.get("fail"):
+        result = TrialResult(
+            trial_id=spec.trial_id, status="failed", error="config asked to fail", info=info
+        )
+    else:
+        result = TrialResult(trial_id=spec.trial_id, status="ok", loss=loss, info=info)
+    result = result.model_copy(update={"started_at": started, "finished_at": datetime.now(UTC)})
+    store.put(f"{out}/{FILE_RESULT}", result.model_dump_json(indent=1).encode())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainer.synthetic",
+        description="Synthetic multi-fidelity objective that follows the trainer's contract.",
+    )
+    parser.add_argument("--trial", default=os.environ.get("KUBOHB_TRIAL"), help="trial.json URL")
+    args = parser.parse_args(argv)
+    if not args.trial:
+        parser.error("--trial or KUBOHB_TRIAL is required")
+    return run(args.trial)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
