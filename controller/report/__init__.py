@@ -1,0 +1,1 @@
+"""`kubohb report`: Figure 1, rank correlation and fANOVA of a sweep, from its store."""
