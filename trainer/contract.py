@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
-# Trainer exit codes. The Kubernetes backend's podFailurePolicy and the local backend both read them.
+# Trainer exit codes, read by the Kubernetes backend's podFailurePolicy and the local backend.
 EXIT_OK = 0  # a result.json was written (status ok or failed)
 EXIT_BAD_TRIAL = 2  # trial.json missing fields / invalid: retrying cannot help
 EXIT_INFRA = 75  # EX_TEMPFAIL: store unreachable, data missing... retry (resumes from checkpoint)

@@ -7,6 +7,7 @@ or the new one, never a partial write. This is the only channel from trainer to 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from abc import ABC, abstractmethod
@@ -14,12 +15,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+log = logging.getLogger("kubohb.store")
+
 
 class StoreError(RuntimeError):
     """A store operation failed; the message names the URL and the cause."""
 
 
-class NotFound(StoreError):
+class NotFound(StoreError):  # noqa: N818  (public API name)
     """The object does not exist."""
 
 
@@ -41,8 +44,8 @@ class Store(ABC):
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
-    def list(self, prefix: str) -> list[str]:
-        """Keys under prefix (recursively), sorted."""
+    def list(self, prefix: str = "") -> list[str]:
+        """Keys under the folder ``prefix`` (recursively, relative to the root), sorted."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -65,6 +68,45 @@ class Store(ABC):
     def put_file(self, path: str | Path, key: str) -> None:
         self.put(key, Path(path).read_bytes())
 
+    def list_sizes(self, prefix: str = "") -> dict[str, int]:
+        """Like ``list``, with each object's size in bytes."""
+        return {key: len(self.get(key)) for key in self.list(prefix)}
+
+    def download_prefix(self, prefix: str, local_dir: str | Path) -> int:
+        """Copy every object under ``prefix`` to ``local_dir`` (keeping the layout below prefix).
+
+        Files already there with the same size are skipped, so a pod caches a data set once.
+        Returns how many files were downloaded.
+        """
+        base = prefix.strip("/")
+        local = Path(local_dir)
+        downloaded = 0
+        for key, size in self.list_sizes(base).items():
+            rel = key[len(base) + 1 :] if base else key
+            target = local.joinpath(*rel.split("/"))
+            if target.is_file() and target.stat().st_size == size:
+                continue
+            self.get_file(key, target)
+            downloaded += 1
+        log.info(
+            "event=store.download_prefix url=%s dir=%s downloaded=%d",
+            self.url(base), local, downloaded,
+        )  # fmt: skip
+        return downloaded
+
+
+def download_prefix(store: Store, prefix: str, local_dir: str | Path) -> int:
+    """``store.download_prefix(prefix, local_dir)``: see there."""
+    return store.download_prefix(prefix, local_dir)
+
+
+def check_key(key: str, url: str) -> str:
+    """The key without leading '/', refusing '.'/'..' parts (they would escape the root)."""
+    key = key.lstrip("/")
+    if any(part in (".", "..") for part in key.split("/")):
+        raise StoreError(f"{url}: key escapes the store root ('.' or '..' in {key!r})")
+    return key
+
 
 def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +122,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _is_temp(path: Path) -> bool:
+    """A write in progress by ``_atomic_write`` (never listed)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
 class FileStore(Store):
     """A directory on a local or shared file system."""
 
@@ -88,7 +135,7 @@ class FileStore(Store):
         self.root = self.dir.as_uri()
 
     def _path(self, key: str) -> Path:
-        path = (self.dir / key.lstrip("/")).resolve()
+        path = (self.dir / check_key(key, self.url(key))).resolve()
         if path != self.dir and self.dir not in path.parents:
             raise StoreError(f"{self.url(key)}: key escapes the store root")
         return path
@@ -110,15 +157,19 @@ class FileStore(Store):
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def list(self, prefix: str) -> list[str]:
+    def list(self, prefix: str = "") -> list[str]:
+        return list(self.list_sizes(prefix))
+
+    def list_sizes(self, prefix: str = "") -> dict[str, int]:
         base = self._path(prefix)
         if not base.is_dir():
-            return []
-        return sorted(
-            p.relative_to(self.dir).as_posix()
+            return {}
+        sizes = {
+            p.relative_to(self.dir).as_posix(): p.stat().st_size
             for p in base.rglob("*")
-            if p.is_file() and not p.name.endswith(".tmp")
-        )
+            if p.is_file() and not _is_temp(p)
+        }
+        return dict(sorted(sizes.items()))
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -134,9 +185,7 @@ def open_url(
     return open_store(parent, endpoint_url=endpoint_url, region=region), name
 
 
-def open_store(
-    url: str, *, endpoint_url: str | None = None, region: str | None = None
-) -> Store:
+def open_store(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Store:
     """A store for ``file:///dir``, a plain path, or ``s3://bucket/prefix``."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
@@ -145,4 +194,6 @@ def open_store(
         from trainer.store_s3 import S3Store  # boto3 is imported only when needed
 
         return S3Store(url, endpoint_url=endpoint_url, region=region)
-    raise StoreError(f"{url}: unsupported store URL scheme {parsed.scheme!r} (use file:// or s3://)")
+    raise StoreError(
+        f"{url}: unsupported store URL scheme {parsed.scheme!r} (use file:// or s3://)"
+    )

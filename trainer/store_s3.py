@@ -1,0 +1,292 @@
+"""The store on any S3-compatible server (AWS, MinIO, SeaweedFS, moto), through boto3.
+
+Imported only for ``s3://`` URLs, so file-only users never load boto3. Credentials come from boto3's
+usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance/pod identity) and are
+never logged. Retries: botocore's "standard" mode retries 5xx, throttling, timeouts and connection
+errors a few times per call; on top of that, an unreachable endpoint is retried with exponential
+backoff for at most ``S3Options.unreachable_retry_s`` (a MinIO pod restarting must not fail a trial)
+and then fails with a StoreError naming the endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainer.store import NotFound, Store, StoreError, check_key
+
+log = logging.getLogger("kubohb.store")
+T = TypeVar("T")
+
+ENV_ENDPOINT = "KUBOHB_STORE_ENDPOINT"
+ENV_REGION = "KUBOHB_STORE_REGION"
+ENV_MAX_ATTEMPTS = "KUBOHB_STORE_MAX_ATTEMPTS"
+ENV_UNREACHABLE_RETRY_S = "KUBOHB_STORE_UNREACHABLE_RETRY_S"
+
+_UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
+_DENIED = {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "403", "Forbidden"}
+_MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3Options(BaseModel):
+    """Timeouts and retry bounds of one S3 store (env: KUBOHB_STORE_MAX_ATTEMPTS, ..._RETRY_S)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_attempts: int = Field(5, ge=1, le=20)  # botocore standard retries, per request
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(60.0, gt=0)
+    unreachable_retry_s: float = Field(30.0, ge=0)  # extra time to wait for a down endpoint
+    multipart_threshold_mb: int = Field(64, ge=5)  # put_file above this uses multipart upload
+
+    @classmethod
+    def from_env(cls) -> S3Options:
+        values: dict[str, Any] = {}
+        if os.environ.get(ENV_MAX_ATTEMPTS):
+            values["max_attempts"] = os.environ[ENV_MAX_ATTEMPTS]
+        if os.environ.get(ENV_UNREACHABLE_RETRY_S):
+            values["unreachable_retry_s"] = os.environ[ENV_UNREACHABLE_RETRY_S]
+        return cls.model_validate(values)
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """(bucket, key prefix without slashes at either end) of ``s3://bucket/prefix``."""
+    parsed = urlparse(url)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise StoreError(f"{url}: not an S3 URL (expected s3://bucket/prefix)")
+    return parsed.netloc, parsed.path.strip("/")
+
+
+class S3Store(Store):
+    """Objects under ``s3://bucket/prefix``; ``put`` is one PutObject, hence atomic."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        options: S3Options | None = None,
+    ) -> None:
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.root = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
+        self.endpoint_url = endpoint_url or os.environ.get(ENV_ENDPOINT) or None
+        self.region = region or os.environ.get(ENV_REGION) or None
+        self.options = options or S3Options.from_env()
+        config = Config(
+            retries={"mode": "standard", "max_attempts": self.options.max_attempts},
+            connect_timeout=self.options.connect_timeout_s,
+            read_timeout=self.options.read_timeout_s,
+            signature_version="s3v4",
+            # Custom endpoints (MinIO, SeaweedFS...) rarely have wildcard DNS for bucket hosts.
+            s3={"addressing_style": "path" if self.endpoint_url else "auto"},
+        )
+        self._client = boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config
+        )
+        self._bucket_checked = False
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.root!r}, endpoint_url={self.endpoint_url!r})"
+
+    # --- keys and errors ------------------------------------------------------------------------
+
+    def _key(self, key: str) -> str:
+        key = check_key(key, self.url(key))
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _rel(self, object_key: str) -> str:
+        return object_key[len(self.prefix) + 1 :] if self.prefix else object_key
+
+    def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
+        """Run one S3 request, retrying an unreachable endpoint, and translate its errors."""
+        url = self.url(key)
+        deadline = time.monotonic() + self.options.unreachable_retry_s
+        delay, tries = 0.25, 0
+        while True:
+            tries += 1
+            try:
+                return fn()
+            except _UNREACHABLE as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreError(
+                        f"{url}: S3 endpoint {self.endpoint_url or 'AWS'} unreachable after "
+                        f"{tries} tries ({exc}): check store.endpoint_url and that the server "
+                        "is running"
+                    ) from exc
+                log.warning(
+                    "event=store.retry url=%s op=%s try=%d wait_s=%.2f error=%s",
+                    url, what, tries, delay, type(exc).__name__,
+                )  # fmt: skip
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except ClientError as exc:
+                raise self._client_error(what, url, exc) from exc
+            except (NoCredentialsError, PartialCredentialsError) as exc:
+                raise StoreError(
+                    f"{url}: no S3 credentials ({exc}): set AWS_ACCESS_KEY_ID and "
+                    "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+                ) from exc
+            except ReadTimeoutError as exc:  # botocore already retried it max_attempts times
+                raise StoreError(f"{url}: {what} timed out ({exc})") from exc
+            except BotoCoreError as exc:
+                raise StoreError(f"{url}: {what} failed ({exc})") from exc
+
+    def _client_error(self, what: str, url: str, exc: ClientError) -> StoreError:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "?"))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "NoSuchBucket":
+            return self._no_bucket(url)
+        if code in _DENIED or status == 403:
+            return StoreError(
+                f"{url}: access denied ({code}) on {what}: check the credentials "
+                "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and the bucket's policy"
+            )
+        if code in _MISSING_KEY or status == 404:
+            # HEAD answers a bare 404 for a missing bucket too: tell the two apart once.
+            if not self._bucket_exists(url):
+                return self._no_bucket(url)
+            return NotFound(f"{url}: no such object")
+        return StoreError(f"{url}: {what} failed: {code} {error.get('Message', '')}".rstrip())
+
+    def _no_bucket(self, url: str) -> StoreError:
+        return StoreError(f"{url}: bucket {self.bucket} does not exist: create it or fix store.url")
+
+    def _bucket_exists(self, url: str) -> bool:
+        if self._bucket_checked:
+            return True
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if status == 404:
+                return False
+            raise self._client_error("HeadBucket", url, exc) from exc
+        self._bucket_checked = True
+        return True
+
+    # --- the Store API --------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes:
+        obj_key = self._key(key)
+
+        def read() -> bytes:
+            body = self._client.get_object(Bucket=self.bucket, Key=obj_key)["Body"]
+            with body:
+                return bytes(body.read())
+
+        return self._call("GetObject", key, read)
+
+    def put(self, key: str, data: bytes) -> None:
+        obj_key = self._key(key)
+        self._call(
+            "PutObject",
+            key,
+            lambda: self._client.put_object(Bucket=self.bucket, Key=obj_key, Body=data),
+        )
+
+    def exists(self, key: str) -> bool:
+        obj_key = self._key(key)
+        try:
+            self._call(
+                "HeadObject", key, lambda: self._client.head_object(Bucket=self.bucket, Key=obj_key)
+            )
+        except NotFound:
+            return False
+        return True
+
+    def list_sizes(self, prefix: str = "") -> dict[str, int]:
+        base = self._key(prefix).rstrip("/") if prefix.strip("/") else self.prefix
+        s3_prefix = f"{base}/" if base else ""
+
+        def scan() -> dict[str, int]:
+            sizes: dict[str, int] = {}
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=s3_prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    if not obj["Key"].endswith("/"):  # "folder" marker objects
+                        sizes[self._rel(obj["Key"])] = int(obj["Size"])
+            return sizes
+
+        return dict(sorted(self._call("ListObjectsV2", prefix, scan).items()))
+
+    def list(self, prefix: str = "") -> list[str]:
+        return list(self.list_sizes(prefix))
+
+    def delete(self, key: str) -> None:
+        obj_key = self._key(key)
+        self._call(
+            "DeleteObject",
+            key,
+            lambda: self._client.delete_object(Bucket=self.bucket, Key=obj_key),
+        )
+
+    def get_file(self, key: str, path: str | Path) -> None:
+        """Stream to a temporary file beside ``path``, then rename (no partial file, low memory)."""
+        obj_key = self._key(key)
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        def download() -> None:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    body = self._client.get_object(Bucket=self.bucket, Key=obj_key)["Body"]
+                    with body:
+                        for chunk in body.iter_chunks(1 << 20):
+                            f.write(chunk)
+                Path(tmp).replace(path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+
+        self._call("GetObject", key, download)
+
+    def put_file(self, path: str | Path, key: str) -> None:
+        """Upload a local file; above the multipart threshold S3 still publishes it atomically."""
+        from boto3.exceptions import S3UploadFailedError
+        from boto3.s3.transfer import TransferConfig
+
+        obj_key = self._key(key)
+        path = Path(path)
+        threshold = self.options.multipart_threshold_mb * 1024 * 1024
+        if path.stat().st_size <= threshold:
+            with path.open("rb") as f:
+
+                def upload() -> None:
+                    f.seek(0)  # a retried attempt must send the file from its start
+                    self._client.put_object(Bucket=self.bucket, Key=obj_key, Body=f)
+
+                self._call("PutObject", key, upload)
+            return
+        transfer = TransferConfig(multipart_threshold=threshold, multipart_chunksize=threshold)
+        try:
+            self._call(
+                "UploadFile",
+                key,
+                lambda: self._client.upload_file(str(path), self.bucket, obj_key, Config=transfer),
+            )
+        except S3UploadFailedError as exc:
+            raise StoreError(f"{self.url(key)}: multipart upload of {path} failed ({exc})") from exc
