@@ -1,0 +1,311 @@
+"""One trial, start to finish: read trial.json, train for the budget, write outputs to the store.
+
+Exit codes (trainer.contract): EXIT_OK (0) when result.json was written, ``ok`` or ``failed``, or
+already existed; EXIT_BAD_TRIAL (2) when trial.json or its config is invalid; EXIT_INFRA (75) when
+the store is unreachable or the data set is missing (retriable; no result is written, a restart
+resumes from the checkpoint). A config that cannot train (NaN/inf loss, out of memory, more than
+``max_params`` parameters, a network that cannot be built) gives a ``failed`` result and exit 0.
+Any other exception is a bug: it propagates (exit 1, traceback on stderr).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+
+from trainer import checkpoint
+from trainer.contract import (
+    EXIT_BAD_TRIAL,
+    EXIT_INFRA,
+    EXIT_OK,
+    FILE_CHECKPOINT,
+    FILE_LOG,
+    FILE_METRICS,
+    FILE_RESULT,
+    MetricsLine,
+    TrialInfo,
+    TrialResult,
+    TrialSpec,
+)
+from trainer.data import DataMissingError, load
+from trainer.hparams import TrainConfig, parse_config
+from trainer.model import ModelError, describe
+from trainer.schedule import Schedule
+from trainer.store import Store, StoreError, open_store, open_url
+from trainer.train import Device, NonFiniteLossError, Progress, Trainer
+
+METRICS_EVERY_S = 10.0  # wall seconds between metrics.jsonl rewrites (and at every checkpoint)
+
+
+class EventLog:
+    """Structured log: one JSON object per line on stderr, kept for trainer.log in the store."""
+
+    def __init__(self) -> None:
+        self.trial: str | None = None
+        self.lines: list[str] = []
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        record = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), "event": event}
+        if self.trial:
+            record["trial"] = self.trial
+        record.update(fields)
+        line = json.dumps(record, default=str)
+        self.lines.append(line)
+        print(line, file=sys.stderr, flush=True)
+
+
+class ConfigCannotTrainError(RuntimeError):
+    """The config is bad in a way BOHB should learn from: a ``failed`` result."""
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.cuda.OutOfMemoryError | MemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
+def run_trial(url: str) -> int:
+    log = EventLog()
+    env_endpoint = os.environ.get("KUBOHB_STORE_ENDPOINT")
+    env_region = os.environ.get("KUBOHB_STORE_REGION")
+    try:
+        src, key = open_url(url, endpoint_url=env_endpoint, region=env_region)
+        raw = src.get_json(key)
+    except StoreError as exc:
+        log("trial_unreadable", url=url, error=str(exc))
+        return EXIT_INFRA
+    try:
+        spec = TrialSpec.model_validate(raw)
+        cfg = parse_config(spec.config)
+    except ValueError as exc:  # pydantic's ValidationError names every bad field
+        log("trial_invalid", url=url, error=str(exc))
+        return EXIT_BAD_TRIAL
+    log.trial = spec.trial_id
+    endpoint = spec.store_endpoint_url or env_endpoint
+    region = spec.store_region or env_region
+    try:
+        store = open_store(spec.store_root, endpoint_url=endpoint, region=region)
+        if store.exists(f"{spec.prefix}/{FILE_RESULT}"):
+            log("result_exists", prefix=spec.prefix)
+            return EXIT_OK
+        data = load(spec.dataset, spec.data, endpoint, region)
+        log(
+            "data_loaded",
+            dataset=data.name,
+            train=len(data.train_y),
+            val=len(data.val_y),
+            test=len(data.test_y),
+        )
+        TrialRun(spec, cfg, store, log).run(data)
+    except (StoreError, DataMissingError) as exc:
+        log("infra_error", kind=type(exc).__name__, error=str(exc))
+        return EXIT_INFRA
+    return EXIT_OK
+
+
+class TrialRun:
+    """Training and output writing for one trial whose result does not exist yet."""
+
+    def __init__(self, spec: TrialSpec, cfg: TrainConfig, store: Store, log: EventLog) -> None:
+        self.spec, self.cfg, self.store, self.log = spec, cfg, store, log
+        self.metrics: list[dict[str, Any]] = []
+        self.started = datetime.now(UTC)
+        self.wall0 = time.monotonic()
+        self.wall_before = 0.0  # wall seconds of earlier (interrupted) runs
+        self.resumed = 0
+        self.params: int | None = None
+        self.device_name = "cpu"
+        self.fingerprint = {
+            "config": cfg.model_dump(),
+            "budget": spec.budget,
+            "budget_unit": spec.budget_unit,
+            "dataset": spec.dataset,
+            "seed": spec.seed,
+            "subset": spec.data.subset,
+            "val_size": spec.data.val_size,
+        }
+
+    def key(self, name: str) -> str:
+        return f"{self.spec.prefix}/{name}"
+
+    def run(self, data: Any) -> None:
+        try:
+            trainer = self._build(data)
+            self._resume(trainer)
+            self._train(trainer)
+        except (NonFiniteLossError, ModelError, ConfigCannotTrainError) as exc:
+            self._fail(str(exc))
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            self._fail(f"out of memory ({type(exc).__name__}): {str(exc)[:300]}")
+
+    # ------------------------------------------------------------------ phases
+
+    def _build(self, data: Any) -> Trainer:
+        spec, cfg = self.spec, self.cfg
+        self.params = int(describe(cfg, data.channels, data.num_classes)["params"])
+        if spec.max_params is not None and self.params > spec.max_params:
+            raise ConfigCannotTrainError(
+                f"the network has {self.params} parameters, more than max_params {spec.max_params}"
+            )
+        device = Device.choose(spec.device, spec.amp, spec.compile)
+        self.device_name = device.describe()
+        steps_per_epoch = max(1, len(data.train_y) // cfg.batch_size)
+        schedule = Schedule.create(
+            spec.budget_unit, cfg.learning_rate, spec.budget, steps_per_epoch
+        )
+        trainer = Trainer(cfg, data, schedule, device, spec.seed)
+        self.log(
+            "model_built",
+            params=self.params,
+            device=self.device_name,
+            steps_per_epoch=trainer.steps_per_epoch,
+            schedule=schedule.model_dump(),
+        )
+        return trainer
+
+    def _resume(self, trainer: Trainer) -> None:
+        keys = [self.key(FILE_CHECKPOINT)]
+        if self.spec.resume_checkpoint:
+            keys.append(self.spec.resume_checkpoint)
+        for key in keys:
+            state = checkpoint.load(self.store, key)
+            if state is None:
+                continue
+            if state.get("fingerprint") != self.fingerprint:
+                self.log("checkpoint_ignored", key=key, reason="written for another trial spec")
+                continue
+            trainer.load_state_dict(state["trainer"])
+            self.metrics = list(state["metrics"])
+            self.resumed = int(state["resumed"]) + 1
+            self.started = datetime.fromisoformat(state["started_at"])
+            self.wall_before = float(state["wall_seconds"])
+            self.log(
+                "resumed",
+                key=key,
+                step=trainer.progress.step,
+                seconds=round(trainer.progress.seconds, 3),
+                resumed=self.resumed,
+            )
+            return
+
+    def _train(self, trainer: Trainer) -> None:
+        spec = self.spec
+        last_ckpt = trainer.progress.seconds
+        last_upload = time.monotonic()
+        mark = {"images": trainer.progress.images, "seconds": trainer.progress.seconds}
+
+        def on_step(p: Progress) -> None:
+            nonlocal last_ckpt
+            if p.seconds - last_ckpt >= spec.checkpoint_every_s:
+                self._checkpoint(trainer)
+                last_ckpt = p.seconds
+
+        def on_epoch_end(p: Progress, lr: float) -> None:
+            nonlocal last_upload
+            dt = p.seconds - mark["seconds"]
+            line = MetricsLine(
+                epoch=round(trainer.epochs_done(), 6),
+                step=p.step,
+                train_loss=p.epoch_loss_sum / p.epoch_loss_n if p.epoch_loss_n else None,
+                val_error=trainer.error("val"),
+                lr=lr,
+                seconds=p.seconds,
+                images_per_second=(p.images - mark["images"]) / dt if dt > 0 else None,
+            )
+            mark.update(images=p.images, seconds=p.seconds)
+            self.metrics.append(line.model_dump())
+            if time.monotonic() - last_upload >= METRICS_EVERY_S:
+                self._put_metrics()
+                last_upload = time.monotonic()
+
+        p = trainer.train(on_epoch_end=on_epoch_end, on_step=on_step)
+        last = self.metrics[-1] if self.metrics else None
+        if last is not None and last["step"] == p.step and last["val_error"] is not None:
+            val_error = float(last["val_error"])
+        else:  # resumed after the last step: the final evaluation was not recorded
+            val_error = trainer.error("val")
+        test_error = trainer.error("test")
+        self._checkpoint(trainer)
+        info = self._info(trainer)
+        info.update(
+            val_accuracy=1 - val_error,
+            test_error=test_error,
+            test_accuracy=1 - test_error,
+        )
+        self._finish(
+            TrialResult(trial_id=spec.trial_id, status="ok", loss=val_error, info=TrialInfo(**info))
+        )
+
+    # ------------------------------------------------------------------ outputs
+
+    def _info(self, trainer: Trainer | None) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "params": self.params,
+            "device": self.device_name,
+            "resumed": self.resumed,
+            "wall_seconds": self.wall_before + time.monotonic() - self.wall0,
+            "budget": self.spec.budget,
+            "budget_unit": self.spec.budget_unit,
+        }
+        if trainer is not None:
+            p = trainer.progress
+            info.update(
+                epochs=trainer.epochs_done(),
+                steps=p.step,
+                train_seconds=p.seconds,
+                images_per_second=p.images / p.seconds if p.seconds > 0 else None,
+                last_step_seconds=p.last_step_seconds,
+                eval_seconds=p.eval_seconds,
+            )
+        return info
+
+    def _checkpoint(self, trainer: Trainer) -> None:
+        state = {
+            "fingerprint": self.fingerprint,
+            "trainer": trainer.state_dict(),
+            "metrics": self.metrics,
+            "resumed": self.resumed,
+            "started_at": self.started.isoformat(),
+            "wall_seconds": self.wall_before + time.monotonic() - self.wall0,
+        }
+        checkpoint.save(self.store, self.key(FILE_CHECKPOINT), state)
+        self._put_metrics()
+        self.log(
+            "checkpoint", step=trainer.progress.step, seconds=round(trainer.progress.seconds, 3)
+        )
+
+    def _put_metrics(self) -> None:
+        body = "".join(json.dumps(m) + "\n" for m in self.metrics)
+        self.store.put(self.key(FILE_METRICS), body.encode())
+
+    def _fail(self, reason: str) -> None:
+        self.log("config_failed", error=reason)
+        info = TrialInfo(**self._info(None))
+        self._finish(
+            TrialResult(trial_id=self.spec.trial_id, status="failed", error=reason, info=info)
+        )
+
+    def _finish(self, result: TrialResult) -> None:
+        result = result.model_copy(
+            update={"started_at": self.started, "finished_at": datetime.now(UTC)}
+        )
+        self._put_metrics()
+        self.log("result", status=result.status, loss=result.loss, error=result.error)
+        log_key = self.key(FILE_LOG)
+        try:
+            previous = self.store.get(log_key).decode() if self.store.exists(log_key) else ""
+            self.store.put(log_key, (previous + "\n".join(self.log.lines) + "\n").encode())
+        except StoreError as exc:  # the log is a convenience; the result must still be written
+            self.log("log_upload_failed", error=str(exc))
+        self.store.put(self.key(FILE_RESULT), result.model_dump_json(indent=1).encode())

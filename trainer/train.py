@@ -1,0 +1,256 @@
+"""The training loop of one trial: budget-bounded, timed, resumable (no store I/O here).
+
+Budget ``seconds`` counts only training-step time (forward, backward, optimiser step), measured
+around each step with CUDA synchronised; batch preparation and evaluation are excluded. The loop
+stops after the first step at which the budget is reached. Budget ``epochs`` runs
+round(epochs x steps_per_epoch) steps. The learning rate is set before every step from the
+schedule (trainer.schedule).
+
+Everything a resume needs (model, optimiser, AMP scaler, schedule, progress, every RNG) is in
+``state_dict()``; a resumed CPU run continues bit-identically (the epoch's sample order is derived
+from the seed and the epoch number).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from trainer.augment import Augment, mixup
+from trainer.data import Splits
+from trainer.hparams import TrainConfig
+from trainer.model import Network
+from trainer.schedule import Schedule
+
+EVAL_BATCH = 500
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite: the config cannot train."""
+
+
+@dataclass
+class Progress:
+    step: int = 0  # optimiser steps done in total
+    epoch: int = 0  # current epoch (0-based); complete epochs before it
+    step_in_epoch: int = 0
+    seconds: float = 0.0  # cumulative training-step seconds (the budget unit)
+    images: int = 0
+    epoch_loss_sum: float = 0.0
+    epoch_loss_n: int = 0
+    last_step_seconds: float = 0.0
+    eval_seconds: float = 0.0  # wall time spent evaluating (not budget)
+
+
+@dataclass
+class Device:
+    device: torch.device
+    amp_dtype: torch.dtype | None  # None: full precision
+    channels_last: bool
+    compile: bool
+
+    @classmethod
+    def choose(cls, want: str, amp: bool, compile_model: bool) -> Device:
+        cuda = torch.cuda.is_available() and want != "cpu"
+        if want == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device: cuda requested but CUDA is not available")
+        if not cuda:
+            return cls(torch.device("cpu"), None, False, False)
+        torch.backends.cudnn.benchmark = True
+        dtype = None
+        if amp:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return cls(torch.device("cuda"), dtype, True, compile_model)
+
+    def describe(self) -> str:
+        if self.device.type != "cuda":
+            return "cpu"
+        name = torch.cuda.get_device_name(self.device)
+        amp = str(self.amp_dtype).replace("torch.", "") if self.amp_dtype else "fp32"
+        return f"cuda:{name}:{amp}" + (":compiled" if self.compile else "")
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        data: Splits,
+        schedule: Schedule,
+        device: Device,
+        seed: int,
+    ) -> None:
+        self.cfg, self.schedule, self.dev, self.seed = cfg, schedule, device, seed
+        dev = device.device
+        torch.manual_seed(seed)
+        self.model = Network(cfg, data.channels, data.num_classes).to(dev)
+        if device.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.forward: Callable[[Tensor], Tensor] = (
+            torch.compile(self.model) if device.compile else self.model  # type: ignore[assignment]
+        )
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=cfg.learning_rate,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.momentum > 0,  # torch refuses Nesterov without momentum
+        )
+        self.scaler = torch.amp.GradScaler(enabled=device.amp_dtype == torch.float16)
+        # the data set goes to the device once (pinned + non_blocking on CUDA)
+        pin = dev.type == "cuda"
+
+        def put(t: Tensor) -> Tensor:
+            return (t.pin_memory() if pin else t).to(dev, non_blocking=True)
+
+        self.train_x, self.train_y = put(data.train_x), put(data.train_y)
+        self.val_x, self.val_y = put(data.val_x), put(data.val_y)
+        self.test_x, self.test_y = put(data.test_x), put(data.test_y)
+        self.augment = Augment(data.mean, data.std, cfg.length, dev)
+        self.gen = torch.Generator(device=dev).manual_seed(seed + 1)
+        self.np_rng = np.random.default_rng(seed + 2)
+        n = int(self.train_x.shape[0])
+        self.steps_per_epoch = max(1, n // cfg.batch_size)  # drop_last, as the authors
+        self.batch = min(cfg.batch_size, n)
+        self.progress = Progress()
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        cuda_rng = torch.cuda.get_rng_state_all() if self.dev.device.type == "cuda" else []
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "schedule": self.schedule.model_dump(),
+            "progress": asdict(self.progress),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": cuda_rng,
+                "data": self.gen.get_state(),
+                "numpy": self.np_rng.bit_generator.state,
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.schedule = Schedule.model_validate(state["schedule"])
+        self.progress = Progress(**state["progress"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and self.dev.device.type == "cuda":
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.gen.set_state(rng["data"])
+        self.np_rng.bit_generator.state = rng["numpy"]
+
+    # ------------------------------------------------------------------ steps
+
+    def _autocast(self) -> AbstractContextManager[Any]:
+        if self.dev.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.dev.device.type, dtype=self.dev.amp_dtype)
+
+    def _sync(self) -> None:
+        if self.dev.device.type == "cuda":
+            torch.cuda.synchronize(self.dev.device)
+
+    def _epoch_order(self, epoch: int) -> Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(int(self.train_x.shape[0]), generator=g).to(self.dev.device)
+
+    def _batch(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor, float]:
+        x = self.augment.train_batch(self.train_x[idx], self.gen)
+        if self.dev.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return mixup(x, self.train_y[idx], self.cfg.alpha, self.gen, self.np_rng)
+
+    def step(self, x: Tensor, y_a: Tensor, y_b: Tensor, lam: float) -> Tensor:
+        """One optimiser step; returns the (mixup) loss as a 0-d tensor."""
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            out = self.forward(x)
+            loss = lam * F.cross_entropy(out, y_a) + (1 - lam) * F.cross_entropy(out, y_b)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+    def train(
+        self,
+        on_epoch_end: Callable[[Progress, float], None] | None = None,
+        on_step: Callable[[Progress], None] | None = None,
+    ) -> Progress:
+        """Run until the schedule says the budget is used; callbacks see the progress."""
+        p = self.progress
+        lr = self.schedule.lr(p.step, p.seconds)
+        while not self.schedule.done(p.step, p.seconds):
+            order = self._epoch_order(p.epoch)
+            while p.step_in_epoch < self.steps_per_epoch:
+                lo = p.step_in_epoch * self.batch
+                x, y_a, y_b, lam = self._batch(order[lo : lo + self.batch])
+                lr = self.schedule.lr(p.step, p.seconds)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                self._sync()  # batch preparation is not budget time
+                t0 = time.perf_counter()
+                loss = self.step(x, y_a, y_b, lam)
+                self._sync()
+                dt = time.perf_counter() - t0
+                value = float(loss)
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(
+                        f"training loss is {value} at step {p.step + 1} (lr {lr:.4g}): "
+                        "the config diverges"
+                    )
+                p.step += 1
+                p.step_in_epoch += 1
+                p.seconds += dt
+                p.last_step_seconds = dt
+                p.images += int(x.shape[0])
+                p.epoch_loss_sum += value
+                p.epoch_loss_n += 1
+                if on_step is not None:
+                    on_step(p)
+                if self.schedule.done(p.step, p.seconds):
+                    break
+            if on_epoch_end is not None:
+                on_epoch_end(p, lr)
+            if p.step_in_epoch >= self.steps_per_epoch:
+                p.epoch += 1
+                p.step_in_epoch = 0
+                p.epoch_loss_sum, p.epoch_loss_n = 0.0, 0
+        return p
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def error(self, part: str) -> float:
+        """Top-1 error (fraction) on ``val`` or ``test``, without augmentation."""
+        t0 = time.perf_counter()
+        x_all, y_all = (self.val_x, self.val_y) if part == "val" else (self.test_x, self.test_y)
+        self.model.eval()
+        wrong = torch.zeros((), dtype=torch.long, device=self.dev.device)
+        for lo in range(0, int(x_all.shape[0]), EVAL_BATCH):
+            x = self.augment.normalise(x_all[lo : lo + EVAL_BATCH])
+            if self.dev.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with self._autocast():
+                out = self.forward(x)
+            wrong += (out.argmax(1) != y_all[lo : lo + EVAL_BATCH]).sum()
+        self.model.train()
+        self.progress.eval_seconds += time.perf_counter() - t0
+        return float(wrong) / max(1, int(x_all.shape[0]))
+
+    def epochs_done(self) -> float:
+        return self.progress.step / self.steps_per_epoch
