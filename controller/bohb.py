@@ -1,0 +1,268 @@
+"""BOHB as a pure ask/tell object: HpBandSter 0.7.4's master loop, iterations and KDE sampler.
+
+Each ``ask()`` behaves like HpBandSter's master handing one job to one idle worker (spec §3): the
+oldest active iteration that can emit a run does; when none can, a new iteration is opened (up to
+``max_iterations``); ``None`` means nothing can start until a result is told. Configs are sampled
+lazily at ask time, so the model is as current as it can be.
+
+All randomness comes from one ``np.random.Generator`` owned by the object and saved in
+``state_dict()``: the same seed and the same sequence of asks and tells give the same
+suggestions, also across a JSON round trip of the state at any point.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from controller.bohb_iteration import SHIteration
+from controller.bohb_model import ConfigGenerator, ModelKnobs
+from controller.hyperband import Schedule
+from controller.space import SearchSpace
+
+log = logging.getLogger("kubohb.bohb")
+
+STATE_VERSION = 1
+
+
+class UnknownTrial(KeyError):  # noqa: N818 - name fixed by the design's API
+    """``tell`` got a trial id this optimiser never suggested."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class AlreadyTold(ValueError):  # noqa: N818 - name fixed by the design's API
+    """``tell`` got a trial id whose result was already told."""
+
+
+class Suggestion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    trial_id: str  # it{iteration}-c{index}-r{rung}: DNS-safe, one per (config, budget)
+    config_id: str  # it{iteration}-c{index}: kept when the config is promoted
+    config: dict[str, Any]  # active parameters only
+    budget: float
+    rung: int  # index into BOHB.budgets
+    iteration: int
+    model_based: bool
+
+
+class Incumbent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    config: dict[str, Any]
+    config_id: str
+    trial_id: str
+    budget: float
+    loss: float
+
+
+def _failed(loss: float | None) -> bool:
+    return loss is None or not math.isfinite(loss)
+
+
+class BOHB:
+    def __init__(
+        self,
+        space: SearchSpace,
+        min_budget: float,
+        max_budget: float,
+        eta: float = 3,
+        seed: int = 0,
+        *,
+        max_iterations: int | None = None,
+        min_points_in_model: int | None = None,
+        top_n_percent: int = 15,
+        num_samples: int = 64,
+        random_fraction: float = 1 / 3,
+        bandwidth_factor: float = 3.0,
+        min_bandwidth: float = 1e-3,
+        faithful_kde: bool = False,
+    ) -> None:
+        self.space = space
+        self.schedule = Schedule(min_budget, max_budget, eta)
+        if max_iterations is not None and max_iterations < 1:
+            raise ValueError(f"max_iterations ({max_iterations}) must be >= 1 or None")
+        if not 0 < top_n_percent < 100:
+            raise ValueError(f"top_n_percent ({top_n_percent}) must be in (0, 100)")
+        if num_samples < 1:
+            raise ValueError(f"num_samples ({num_samples}) must be >= 1")
+        if not 0 <= random_fraction <= 1:
+            raise ValueError(f"random_fraction ({random_fraction}) must be in [0, 1]")
+        if bandwidth_factor <= 0 or min_bandwidth <= 0:
+            raise ValueError("bandwidth_factor and min_bandwidth must be > 0")
+        n_min = space.dim + 1
+        if min_points_in_model is not None and min_points_in_model < n_min:
+            # HpBandSter forces this too: a KDE needs more points than dimensions.
+            log.warning(
+                "event=min_points_in_model_raised given=%d used=%d", min_points_in_model, n_min
+            )
+        self.min_budget, self.max_budget, self.eta, self.seed = min_budget, max_budget, eta, seed
+        self.max_iterations = max_iterations
+        self.knobs = ModelKnobs(
+            min_points_in_model=max(min_points_in_model or n_min, n_min),
+            top_n_percent=int(top_n_percent),
+            num_samples=int(num_samples),
+            random_fraction=float(random_fraction),
+            bandwidth_factor=float(bandwidth_factor),
+            min_bandwidth=float(min_bandwidth),
+            faithful_kde=faithful_kde,
+        )
+        self.budgets: list[float] = self.schedule.budgets
+        self._rng = np.random.default_rng(seed)
+        self._gen = ConfigGenerator(space, len(self.budgets), self.knobs, seed)
+        self._iterations: list[SHIteration] = []
+        self._trials: dict[str, tuple[int, int, int]] = {}  # trial id -> (iteration, index, rung)
+        self._pending: dict[str, None] = {}  # asked, not told; insertion order = ask order
+        self._best: dict[int, dict[str, Any]] = {}  # rung -> best finite result there
+
+    # ---- ask / tell ----------------------------------------------------------------------------
+    def ask(self) -> Suggestion | None:
+        while True:
+            for it in self._iterations:
+                if it.is_finished:
+                    continue
+                run = it.next_run(lambda: self._gen.propose(self._rng))
+                if run is not None:
+                    return self._suggest(it, run.index, run.stage)
+            if self.max_iterations is not None and len(self._iterations) >= self.max_iterations:
+                return None
+            # No active iteration can emit: open the next one (it always can).
+            self._iterations.append(SHIteration(self.schedule.bracket(len(self._iterations))))
+
+    def _suggest(self, it: SHIteration, index: int, stage: int) -> Suggestion:
+        b = it.bracket
+        rung = b.first_rung + stage
+        run = it.runs[index]
+        config_id = f"it{b.iteration}-c{index}"
+        trial_id = f"{config_id}-r{rung}"
+        self._trials[trial_id] = (b.iteration, index, rung)
+        self._pending[trial_id] = None
+        return Suggestion(
+            trial_id=trial_id,
+            config_id=config_id,
+            config=dict(run.config),
+            budget=self.budgets[rung],
+            rung=rung,
+            iteration=b.iteration,
+            model_based=run.model_based,
+        )
+
+    def tell(self, trial_id: str, loss: float | None) -> None:
+        """Report a result; None, NaN or +-inf mean the run failed (never promoted)."""
+        if trial_id not in self._trials:
+            raise UnknownTrial(f"trial {trial_id!r} was never suggested by this optimiser")
+        if trial_id not in self._pending:
+            raise AlreadyTold(f"trial {trial_id!r} was already told; each trial reports once")
+        if loss is not None and (isinstance(loss, bool) or not isinstance(loss, int | float)):
+            raise TypeError(f"loss of trial {trial_id!r} must be a number or None, got {loss!r}")
+        iteration, index, rung = self._trials[trial_id]
+        del self._pending[trial_id]
+        it = self._iterations[iteration]
+        value = None if _failed(loss) else float(loss)  # type: ignore[arg-type]
+        it.register(index, value)
+        config = it.runs[index].config
+        self._gen.observe(rung, self.space.encode(config), math.inf if value is None else value)
+        best = self._best.get(rung)
+        if value is not None and (best is None or value < best["loss"]):
+            self._best[rung] = {
+                "config": dict(config),
+                "config_id": f"it{iteration}-c{index}",
+                "trial_id": trial_id,
+                "budget": self.budgets[rung],
+                "loss": value,
+            }
+
+    # ---- views ---------------------------------------------------------------------------------
+    def pending(self) -> list[str]:
+        return list(self._pending)
+
+    @property
+    def finished(self) -> bool:
+        if self.max_iterations is None or len(self._iterations) < self.max_iterations:
+            return False
+        return all(it.complete for it in self._iterations)
+
+    def incumbent(self) -> Incumbent | None:
+        """Best loss at the largest budget that has a finite result."""
+        if not self._best:
+            return None
+        return Incumbent(**self._best[max(self._best)])
+
+    def summary(self) -> dict[str, Any]:
+        iterations = [
+            {
+                "iteration": it.bracket.iteration,
+                "s": it.bracket.s,
+                "stage": min(it.stage, it.last_stage),
+                "num_configs": list(it.bracket.num_configs),
+                "budgets": list(it.bracket.budgets),
+                "sampled": list(it.actual),
+                "finished": it.complete,
+                "states": it.counts(),
+            }
+            for it in self._iterations
+        ]
+        model_rung = self._gen.model_rung()
+        return {
+            "budgets": list(self.budgets),
+            "iterations": iterations,
+            "active_iterations": sum(not it.complete for it in self._iterations),
+            "trials": len(self._trials),
+            "pending": len(self._pending),
+            "observations": [o.n for o in self._gen.obs],
+            "model_budget": None if model_rung is None else self.budgets[model_rung],
+            "finished": self.finished,
+        }
+
+    # ---- persistence ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        k = self.knobs
+        return {
+            "version": STATE_VERSION,
+            "space": self.space.model_dump(mode="json"),
+            "args": {
+                "min_budget": self.min_budget,
+                "max_budget": self.max_budget,
+                "eta": self.eta,
+                "seed": self.seed,
+                "max_iterations": self.max_iterations,
+                "min_points_in_model": k.min_points_in_model,
+                "top_n_percent": k.top_n_percent,
+                "num_samples": k.num_samples,
+                "random_fraction": k.random_fraction,
+                "bandwidth_factor": k.bandwidth_factor,
+                "min_bandwidth": k.min_bandwidth,
+                "faithful_kde": k.faithful_kde,
+            },
+            "rng": self._rng.bit_generator.state,
+            "iterations": [it.state_dict() for it in self._iterations],
+            "trials": {t: list(v) for t, v in self._trials.items()},
+            "pending": list(self._pending),
+            "best": {str(r): b for r, b in self._best.items()},
+            "observations": self._gen.state_dict(),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> BOHB:
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(
+                f"BOHB state version {state.get('version')!r} is not {STATE_VERSION}; "
+                "it was written by another kubohb version"
+            )
+        opt = cls(SearchSpace.model_validate(state["space"]), **state["args"])
+        opt._rng.bit_generator.state = state["rng"]
+        opt._iterations = [
+            SHIteration.from_state_dict(opt.schedule.bracket(i), s)
+            for i, s in enumerate(state["iterations"])
+        ]
+        opt._trials = {t: (v[0], v[1], v[2]) for t, v in state["trials"].items()}
+        opt._pending = dict.fromkeys(state["pending"])
+        opt._best = {int(r): dict(b) for r, b in state["best"].items()}
+        opt._gen.load_state_dict(state["observations"])
+        return opt

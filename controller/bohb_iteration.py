@@ -1,0 +1,137 @@
+"""One successive-halving iteration, as HpBandSter's ``BaseIteration`` + ``SuccessiveHalving``
+(spec §1.5): lazy sampling, rank-based promotion, crashed configs excluded and back-filled."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from controller.hyperband import Bracket
+
+QUEUED, RUNNING, REVIEW, CRASHED, TERMINATED, COMPLETED = (
+    "queued",
+    "running",
+    "review",
+    "crashed",
+    "terminated",
+    "completed",
+)
+STATES = (QUEUED, RUNNING, REVIEW, CRASHED, TERMINATED, COMPLETED)
+
+Sampler = Callable[[], tuple[dict[str, Any], bool]]  # -> (config, model_based)
+
+
+@dataclass
+class ConfigRun:
+    """A config within an iteration; ``stage`` is the stage it is queued/running/reviewed at."""
+
+    index: int
+    config: dict[str, Any]
+    model_based: bool
+    stage: int
+    status: str = QUEUED
+    losses: dict[str, float | None] = field(
+        default_factory=dict
+    )  # str(stage) -> loss (None = failed)
+
+
+@dataclass
+class SHIteration:
+    bracket: Bracket
+    stage: int = 0
+    actual: list[int] = field(default_factory=list)  # configs placed per stage so far
+    runs: list[ConfigRun] = field(default_factory=list)  # insertion order = HpBandSter dict order
+    num_running: int = 0
+    is_finished: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.actual:
+            self.actual = [0] * len(self.bracket.num_configs)
+
+    @property
+    def last_stage(self) -> int:
+        return len(self.bracket.num_configs) - 1
+
+    def next_run(self, sample: Sampler) -> ConfigRun | None:
+        """HpBandSter's ``get_next_run``: the next config to start, or None."""
+        while True:
+            if self.is_finished:
+                return None
+            for run in self.runs:
+                if run.status == QUEUED:
+                    run.status = RUNNING
+                    self.num_running += 1
+                    return run
+            if self.actual[self.stage] < self.bracket.num_configs[self.stage]:
+                config, model_based = sample()
+                self.runs.append(ConfigRun(len(self.runs), config, model_based, self.stage))
+                self.actual[self.stage] += 1
+                continue
+            if self.num_running == 0:
+                self._process_results()
+                continue
+            return None
+
+    def register(self, index: int, loss: float | None) -> None:
+        run = self.runs[index]
+        run.losses[str(run.stage)] = loss
+        run.status = REVIEW if loss is not None and math.isfinite(loss) else CRASHED
+        self.num_running -= 1
+
+    def _process_results(self) -> None:
+        self.stage += 1
+        reviewed = [r for r in self.runs if r.status == REVIEW]
+        if self.stage > self.last_stage:
+            self.is_finished = True
+            for r in self.runs:
+                r.status = COMPLETED
+            return
+        losses = np.array([r.losses[str(r.stage)] for r in reviewed], dtype=float)
+        ranks = np.argsort(np.argsort(losses))  # default kind, as HpBandSter
+        for r, rank in zip(reviewed, ranks, strict=True):
+            if rank < self.bracket.num_configs[self.stage]:
+                r.status = QUEUED
+                r.stage = self.stage
+                self.actual[self.stage] += 1
+            else:
+                r.status = TERMINATED
+
+    @property
+    def complete(self) -> bool:
+        """Finished, or nothing is left but the bookkeeping HpBandSter does on its next poll."""
+        return self.is_finished or (
+            self.stage == self.last_stage
+            and self.actual[self.stage] >= self.bracket.num_configs[self.stage]
+            and self.num_running == 0
+            and not any(r.status == QUEUED for r in self.runs)
+        )
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(STATES, 0)
+        for r in self.runs:
+            out[r.status] += 1
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "actual": list(self.actual),
+            "runs": [asdict(r) for r in self.runs],
+            "num_running": self.num_running,
+            "is_finished": self.is_finished,
+        }
+
+    @classmethod
+    def from_state_dict(cls, bracket: Bracket, state: dict[str, Any]) -> SHIteration:
+        return cls(
+            bracket=bracket,
+            stage=state["stage"],
+            actual=list(state["actual"]),
+            runs=[ConfigRun(**r) for r in state["runs"]],
+            num_running=state["num_running"],
+            is_finished=state["is_finished"],
+        )

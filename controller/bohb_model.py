@@ -1,0 +1,192 @@
+"""BOHB's config generator: observations per budget, KDE models, model-based proposals (spec §2).
+
+Mirrors HpBandSter 0.7.4's ``config_generators/bohb.py``:
+- one (good, bad) KDE pair per budget; proposals use the largest budget that has a model;
+- results at a budget below the largest modelled budget are dropped (not stored);
+- a model needs N >= N_min results at a budget, n_good = max(N_min, 15 % of N) and the
+  disjoint bad slice ``idx[n_good : n_good + n_bad]``, each with more than d rows; with the
+  default N_min = d + 1 the first model therefore appears at N = 2(d + 1);
+- failed runs enter the model with loss +inf.
+
+Fitting is lazy: a tell only appends the observation and marks the budget dirty; the KDEs are
+refitted at the next model-based proposal that uses that budget. Whether a model *exists* depends
+only on counts, so the drop rule above is unaffected. Imputation draws from a generator seeded by
+(seed, rung, N), so a fit is a pure function of the data and a restored optimiser refits exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from controller import kde
+from controller.space import SearchSpace
+
+log = logging.getLogger("kubohb.bohb")
+
+_FLOOR = 1e-32  # HpBandSter's floor on both densities in the acquisition g/l
+
+
+@dataclass(frozen=True)
+class ModelKnobs:
+    min_points_in_model: int
+    top_n_percent: int
+    num_samples: int
+    random_fraction: float
+    bandwidth_factor: float
+    min_bandwidth: float
+    faithful_kde: bool = False
+
+
+class _Observations:
+    """Growable (vectors, losses) arrays for one budget; memory grows with the results only."""
+
+    def __init__(self, dim: int) -> None:
+        self.vectors = np.empty((8, dim))
+        self.losses = np.empty(8)
+        self.n = 0
+
+    def append(self, vector: np.ndarray, loss: float) -> None:
+        if self.n == len(self.losses):
+            self.vectors = np.concatenate([self.vectors, np.empty_like(self.vectors)])
+            self.losses = np.concatenate([self.losses, np.empty_like(self.losses)])
+        self.vectors[self.n] = vector
+        self.losses[self.n] = loss
+        self.n += 1
+
+
+class ConfigGenerator:
+    def __init__(self, space: SearchSpace, n_rungs: int, knobs: ModelKnobs, seed: int) -> None:
+        self.space = space
+        self.knobs = knobs
+        self.seed = seed
+        self.dim = space.dim
+        self.n_choices = space.n_choices
+        self.obs = [_Observations(self.dim) for _ in range(n_rungs)]
+        self._fits: dict[int, tuple[int, kde.KDE, kde.KDE]] = {}  # rung -> (N at fit, good, bad)
+
+    # ---- data -------------------------------------------------------------------------------
+    def _split_sizes(self, n: int) -> tuple[int, int]:
+        top = self.knobs.top_n_percent
+        n_min = self.knobs.min_points_in_model
+        n_good = max(n_min, (top * n) // 100)
+        n_bad = max(n_min, ((100 - top) * n) // 100)
+        return n_good, n_bad
+
+    def _has_model(self, rung: int) -> bool:
+        n = self.obs[rung].n
+        if n < self.knobs.min_points_in_model:
+            return False
+        n_good, n_bad = self._split_sizes(n)
+        good_rows = min(n_good, n)
+        bad_rows = max(0, min(n_bad, n - n_good))
+        return good_rows > self.dim and bad_rows > self.dim  # statsmodels needs nobs > k_vars
+
+    def model_rung(self) -> int | None:
+        """The largest budget (rung index) with a model, or None."""
+        for rung in range(len(self.obs) - 1, -1, -1):
+            if self._has_model(rung):
+                return rung
+        return None
+
+    def observe(self, rung: int, vector: np.ndarray, loss: float) -> bool:
+        """Store one result (loss +inf for a failed run). Returns False if dropped (spec §2.3)."""
+        top = self.model_rung()
+        if top is not None and top > rung:
+            return False
+        self.obs[rung].append(vector, loss if math.isfinite(loss) else math.inf)
+        return True
+
+    # ---- models -----------------------------------------------------------------------------
+    def _models(self, rung: int) -> tuple[kde.KDE, kde.KDE]:
+        o = self.obs[rung]
+        cached = self._fits.get(rung)
+        if cached is not None and cached[0] == o.n:
+            return cached[1], cached[2]
+        n_good, n_bad = self._split_sizes(o.n)
+        idx = np.argsort(o.losses[: o.n])  # default kind, as HpBandSter (ties as numpy breaks them)
+        data = o.vectors[: o.n]
+        imp_rng = np.random.default_rng([self.seed, rung, o.n])
+        good = kde.impute(data[idx[:n_good]], self.n_choices, imp_rng)
+        bad = kde.impute(data[idx[n_good : n_good + n_bad]], self.n_choices, imp_rng)
+        k = self.knobs
+        good_kde = kde.fit(good, self.n_choices, k.min_bandwidth, faithful=k.faithful_kde)
+        bad_kde = kde.fit(bad, self.n_choices, k.min_bandwidth, faithful=k.faithful_kde)
+        self._fits = {rung: (o.n, good_kde, bad_kde)}  # only the top model is ever used
+        log.debug(
+            "event=kde_fit rung=%d n=%d n_good=%d n_bad=%d", rung, o.n, good.shape[0], bad.shape[0]
+        )
+        return good_kde, bad_kde
+
+    def propose(self, rng: np.random.Generator) -> tuple[dict[str, Any], bool]:
+        """A config and whether the model picked it (else a prior sample)."""
+        rung = self.model_rung()
+        # Same short-circuit as HpBandSter: no coin is drawn before the first model exists.
+        if rung is None or rng.random() < self.knobs.random_fraction:
+            return self.space.decode(self.space.sample_vector(rng)), False
+        try:
+            vector = self._best_candidate(rung, rng)
+        except (ValueError, FloatingPointError) as exc:  # HpBandSter falls back to random too
+            log.warning("event=model_proposal_failed error=%r", exc)
+            vector = None
+        if vector is None:
+            return self.space.decode(self.space.sample_vector(rng)), False
+        return self.space.decode(vector), True
+
+    def _best_candidate(self, rung: int, rng: np.random.Generator) -> np.ndarray | None:
+        good, bad = self._models(rung)
+        k = self.knobs
+        cat = self.n_choices > 0
+        bw = np.maximum(good.bw, k.min_bandwidth)
+        means = good.data[rng.integers(good.n, size=k.num_samples)]
+        cand = means.copy()
+        if (~cat).any():
+            m = means[:, ~cat]
+            sd = np.broadcast_to(k.bandwidth_factor * bw[~cat], m.shape)
+            cand[:, ~cat] = stats.truncnorm.rvs(
+                -m / sd, (1 - m) / sd, loc=m, scale=sd, random_state=rng
+            )
+        if cat.any():
+            keep = rng.random((k.num_samples, int(cat.sum()))) < (1 - bw[cat])
+            uniform = np.floor(rng.random(keep.shape) * self.n_choices[cat])
+            cand[:, cat] = np.where(keep, np.trunc(means[:, cat]), uniform)
+        l_pdf, g_pdf = good.pdf(cand), bad.pdf(cand)
+        # Python max() semantics of HpBandSter's max(1e-32, g) / max(l, 1e-32), NaN included.
+        g_floor = np.where(g_pdf > _FLOOR, g_pdf, _FLOOR)
+        l_floor = np.where(l_pdf < _FLOOR, _FLOOR, l_pdf)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            acq = g_floor / l_floor
+        early = np.flatnonzero(~np.isfinite(acq) & np.isfinite(l_pdf))
+        if len(early):  # HpBandSter accepts such a candidate at once (sequential loop, first one)
+            best = int(early[0])
+        else:
+            finite = np.where(np.isnan(acq), math.inf, acq)
+            best = int(np.argmin(finite))
+            if not finite[best] < math.inf:
+                return None
+        vector = cand[best]
+        vector[cat] = np.rint(vector[cat])
+        return vector
+
+    # ---- state --------------------------------------------------------------------------------
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "vectors": [
+                    [None if math.isnan(v) else v for v in row] for row in o.vectors[: o.n].tolist()
+                ],
+                "losses": [v if math.isfinite(v) else None for v in o.losses[: o.n].tolist()],
+            }
+            for o in self.obs
+        ]
+
+    def load_state_dict(self, state: list[dict[str, Any]]) -> None:
+        for o, s in zip(self.obs, state, strict=True):
+            for row, loss in zip(s["vectors"], s["losses"], strict=True):
+                vec = np.array([math.nan if v is None else v for v in row], dtype=float)
+                o.append(vec, math.inf if loss is None else float(loss))
