@@ -166,6 +166,7 @@ def _weed_command(weed: str, data: Path, config: Path, s3_port: int) -> list[str
         "-admin.ui=false",
         "-master.telemetry=false",
         "-master.volumeSizeLimitMB=64",
+        "-s3.autoCreateBucket=false",  # like AWS: writing to a missing bucket is an error
     ]
 
 

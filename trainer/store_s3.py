@@ -53,7 +53,7 @@ class S3Options(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_attempts: int = Field(5, ge=1, le=20)  # botocore standard retries, per request
+    max_attempts: int = Field(5, ge=1, le=20)  # per request, the first one included (botocore)
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0)
     unreachable_retry_s: float = Field(30.0, ge=0)  # extra time to wait for a down endpoint
@@ -94,7 +94,7 @@ class S3Store(Store):
         self.region = region or os.environ.get(ENV_REGION) or None
         self.options = options or S3Options.from_env()
         config = Config(
-            retries={"mode": "standard", "max_attempts": self.options.max_attempts},
+            retries={"mode": "standard", "total_max_attempts": self.options.max_attempts},
             connect_timeout=self.options.connect_timeout_s,
             read_timeout=self.options.read_timeout_s,
             signature_version="s3v4",

@@ -1,0 +1,179 @@
+"""S3 failure modes, each against a real server over HTTP: errors name the URL and the cause."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tests.servers import S3Endpoint, free_port
+from tests.store.faults import FaultProxy, fault_proxy
+from trainer.store import StoreError, open_store
+from trainer.store_s3 import S3Options, S3Store
+
+FAST = S3Options(max_attempts=3, connect_timeout_s=1, read_timeout_s=10, unreachable_retry_s=1)
+
+
+@pytest.fixture(params=["s3_server", "seaweedfs_server"], ids=["moto", "seaweedfs"])
+def endpoint(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S3Endpoint:
+    server: S3Endpoint = request.getfixturevalue(request.param)
+    for var, value in server.env().items():
+        monkeypatch.setenv(var, value)
+    return server
+
+
+def _store(endpoint_url: str, url: str, options: S3Options = FAST) -> S3Store:
+    return S3Store(url, endpoint_url=endpoint_url, region="us-east-1", options=options)
+
+
+def test_missing_bucket_is_named_with_what_to_do(endpoint: S3Endpoint) -> None:
+    store = _store(endpoint.endpoint_url, "s3://kubohb-no-such-bucket/root")
+    expected = "bucket kubohb-no-such-bucket does not exist: create it or fix store.url"
+    for op in (
+        lambda: store.get("a"),
+        lambda: store.put("a", b"x"),
+        lambda: store.exists("a"),
+        lambda: store.list(""),
+    ):
+        with pytest.raises(StoreError) as info:
+            op()
+        assert expected in str(info.value)
+        assert "s3://kubohb-no-such-bucket/root/" in str(info.value)
+
+
+def test_wrong_secret_is_rejected_by_sigv4(
+    seaweedfs_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    bucket = seaweedfs_server.new_bucket()
+    wrong = "not-the-secret-" + "x" * 20
+    for var, value in seaweedfs_server.env().items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
+    store = _store(seaweedfs_server.endpoint_url, f"s3://{bucket}/root")
+    with caplog.at_level(logging.DEBUG, logger="kubohb.store"), pytest.raises(StoreError) as info:
+        store.put("k", b"x")
+    message = str(info.value)
+    assert f"s3://{bucket}/root/k" in message
+    assert "access denied (SignatureDoesNotMatch)" in message
+    assert "AWS_SECRET_ACCESS_KEY" in message  # says what to fix ...
+    assert wrong not in message and wrong not in caplog.text  # ... never the secret itself
+
+
+def test_unknown_access_key_is_rejected(
+    seaweedfs_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bucket = seaweedfs_server.new_bucket()
+    for var, value in seaweedfs_server.env().items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "NOSUCHKEY0000000000")
+    store = _store(seaweedfs_server.endpoint_url, f"s3://{bucket}/root")
+    with pytest.raises(StoreError, match=r"access denied \(InvalidAccessKeyId\)") as info:
+        store.get("k")
+    assert f"s3://{bucket}/root/k" in str(info.value)
+
+
+def test_missing_credentials_say_which_variables(
+    s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = _store(s3_server.endpoint_url, "s3://any-bucket/root")
+    with pytest.raises(StoreError, match="no S3 credentials") as info:
+        store.get("k")
+    assert "s3://any-bucket/root/k" in str(info.value)
+    assert "AWS_ACCESS_KEY_ID" in str(info.value)
+
+
+def test_endpoint_down_fails_after_bounded_retries(s3_server: S3Endpoint, monkeypatch) -> None:
+    for var, value in s3_server.env().items():
+        monkeypatch.setenv(var, value)
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    store = _store(dead, "s3://bucket-x/root")
+    started = time.monotonic()
+    with pytest.raises(StoreError) as info:
+        store.get("k")
+    elapsed = time.monotonic() - started
+    message = str(info.value)
+    assert f"S3 endpoint {dead} unreachable" in message
+    assert "s3://bucket-x/root/k" in message
+    # unreachable_retry_s=1 plus botocore's own short backoffs: seconds, not a hang.
+    assert elapsed < 15, elapsed
+
+
+def test_endpoint_coming_up_late_is_waited_for(s3_server: S3Endpoint, monkeypatch) -> None:
+    for var, value in s3_server.env().items():
+        monkeypatch.setenv(var, value)
+    bucket = s3_server.new_bucket()
+    port = free_port()
+    proxies: list[FaultProxy] = []
+    # The endpoint is down for a second (a MinIO pod restarting), then answers.
+    timer = threading.Timer(
+        1.0, lambda: proxies.append(FaultProxy(s3_server.endpoint_url, 0, port=port).start())
+    )
+    timer.start()
+    try:
+        options = FAST.model_copy(update={"unreachable_retry_s": 20.0})
+        store = _store(f"http://127.0.0.1:{port}", f"s3://{bucket}/root", options)
+        store.put("k", b"after the outage")
+        assert store.get("k") == b"after the outage"
+    finally:
+        timer.join()
+        for proxy in proxies:
+            proxy.stop()
+
+
+def test_transient_5xx_is_retried(s3_server: S3Endpoint, monkeypatch) -> None:
+    for var, value in s3_server.env().items():
+        monkeypatch.setenv(var, value)
+    bucket = s3_server.new_bucket()
+    with fault_proxy(s3_server.endpoint_url, fail_first=2, status=503) as proxy:
+        store = _store(proxy.endpoint_url, f"s3://{bucket}/root")
+        store.put("k", b"despite two 503s")
+        assert proxy.failed == 2
+        assert proxy.requests == 3
+    body = s3_server.client().get_object(Bucket=bucket, Key="root/k")["Body"].read()
+    assert body == b"despite two 503s"
+
+
+def test_persistent_5xx_gives_up_after_max_attempts(s3_server: S3Endpoint, monkeypatch) -> None:
+    for var, value in s3_server.env().items():
+        monkeypatch.setenv(var, value)
+    with fault_proxy(s3_server.endpoint_url, fail_first=1000, status=500) as proxy:
+        store = _store(proxy.endpoint_url, "s3://some-bucket/root")
+        with pytest.raises(StoreError, match="s3://some-bucket/root/k: GetObject failed"):
+            store.get("k")
+        assert proxy.requests == FAST.max_attempts
+
+
+def test_large_put_file_uses_multipart_and_round_trips(
+    s3_server: S3Endpoint, monkeypatch, tmp_path: Path
+) -> None:
+    for var, value in s3_server.env().items():
+        monkeypatch.setenv(var, value)
+    bucket = s3_server.new_bucket()
+    options = FAST.model_copy(update={"multipart_threshold_mb": 5})
+    store = _store(s3_server.endpoint_url, f"s3://{bucket}", options)
+    src = tmp_path / "ckpt.pt"
+    src.write_bytes(bytes(range(256)) * (12 * 4096))  # 12 MiB
+    store.put_file(src, "ckpt.pt")
+    head = s3_server.client().head_object(Bucket=bucket, Key="ckpt.pt")  # no prefix: bucket root
+    assert "-" in head["ETag"]  # multipart ETags are "<md5>-<parts>"
+    store.get_file("ckpt.pt", tmp_path / "back.pt")
+    assert (tmp_path / "back.pt").read_bytes() == src.read_bytes()
+
+
+def test_bad_urls_and_options_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(StoreError, match="not an S3 URL"):
+        open_store("s3:///no-bucket")
+    with pytest.raises(StoreError, match="unsupported store URL scheme 'gs'"):
+        open_store("gs://bucket/x")
+    monkeypatch.setenv("KUBOHB_STORE_MAX_ATTEMPTS", "0")
+    with pytest.raises(ValidationError, match="max_attempts"):
+        S3Options.from_env()
