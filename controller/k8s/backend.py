@@ -1,0 +1,300 @@
+"""The Kubernetes backend: one batch/v1 Job per trial.
+
+Constructor (the controller's factory calls exactly this)::
+
+    KubernetesBackend(*, sweep: str, store_root: str, options: KubernetesOptions, image: str,
+                      command: list[str], resources: controller.backend.Resources,
+                      env: dict[str, str], api_client: kubernetes.client.ApiClient | None = None,
+                      clock=time.monotonic)
+
+Without `api_client` it loads the in-cluster config, else the kubeconfig. Environment read:
+KUBOHB_POD_NAME and KUBOHB_NAMESPACE (downward API, set by the chart) to find the controller's
+own Job, which becomes the ownerReference of every trial Job. API use (the chart's Role): jobs
+create/get/list/watch/delete, pods get/list, events create.
+
+State comes from one watch on the sweep's Jobs (watch.py); `poll` reads that cache and costs no
+request, except a pod list for a Job pending longer than `pending_timeout_s`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from controller.backend import Backend, Launch, Resources, TrialState
+from controller.k8s.client import (
+    KubernetesBackendError,
+    RateLimiter,
+    controller_owner,
+    default_namespace,
+    load_api_client,
+    read_json,
+)
+from controller.k8s.jobs import build_job
+from controller.k8s.names import LABEL_TRIAL, job_name, sweep_selector
+from controller.k8s.options import KubernetesOptions
+from controller.k8s.status import EXIT_CANCELLED, is_finished, job_state, pod_problem
+from controller.k8s.watch import JobCache, JobWatcher
+from trainer.contract import check_name
+
+log = logging.getLogger("kubohb.k8s")
+
+_SYNC_WAIT_S = 30.0  # adopt() waits this long for the first list before listing itself
+_RECREATE_TRIES = 20  # a relaunch waits for the old Job's deletion this many times...
+_RECREATE_WAIT_S = 0.25  # ...this long each
+
+
+class KubernetesBackend(Backend):
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        *,
+        sweep: str,
+        store_root: str,
+        options: KubernetesOptions,
+        image: str,
+        command: list[str],
+        resources: Resources,
+        env: dict[str, str],
+        api_client: client.ApiClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.sweep = check_name(sweep, "sweep")
+        self.store_root = store_root
+        self.options = options
+        self.image = options.image or image
+        if not self.image:
+            raise KubernetesBackendError("backend.kubernetes.image: no trainer image is set")
+        if not command:
+            raise KubernetesBackendError("trainer command: must not be empty")
+        self.command = list(command)
+        self.resources = resources
+        self.env = dict(env)
+        self.clock = clock
+        environ = os.environ if environ is None else environ
+        source = "given"
+        if api_client is None:
+            api_client, source = load_api_client()
+        self.api = api_client
+        self.batch = client.BatchV1Api(api_client)
+        self.core = client.CoreV1Api(api_client)
+        self.namespace = default_namespace(options.namespace, environ, source)
+        self.owner = controller_owner(self.core, environ, self.namespace)
+        self.limiter = RateLimiter(options.creates_per_second, clock=clock)
+        self.cache = JobCache()
+        self.watcher = JobWatcher(
+            self.batch, self.namespace, sweep_selector(sweep), self.cache, options.poll_interval_s
+        )
+        self._pending_since: dict[str, float] = {}  # job name -> when first seen not running
+        self._pods_checked: dict[str, float] = {}  # job name -> when its pods were last read
+        self._ended: dict[str, TrialState] = {}  # trials we cancelled or declared lost
+        self.creates = 0  # Job creations that reached the API server (409s included)
+        self.watcher.start()
+        log.info(
+            "event=k8s.backend.start sweep=%s namespace=%s owner=%s",
+            sweep,
+            self.namespace,
+            self.owner.name if self.owner else None,
+        )
+
+    # -- Backend -------------------------------------------------------------------------------
+
+    def launch(self, launch: Launch) -> None:
+        if launch.sweep != self.sweep:
+            raise KubernetesBackendError(
+                f"launch {launch.trial_id}: sweep {launch.sweep!r} is not this backend's "
+                f"sweep {self.sweep!r}"
+            )
+        name = job_name(self.sweep, launch.trial_id)
+        current = self.cache.get(name)
+        if current is not None and not is_finished(current):
+            return  # already there: never a second Job for a trial
+        if current is not None:  # a retry of an ended trial: the old Job goes first
+            self._delete(name)
+        resources = launch.resources if "resources" in launch.model_fields_set else self.resources
+        body = build_job(
+            launch=launch,
+            options=self.options,
+            image=self.image,
+            command=self.command,
+            resources=resources,
+            env=self.env,
+            namespace=self.namespace,
+            owner=self.owner,
+        )
+        self._ended.pop(launch.trial_id, None)
+        self._pending_since.pop(name, None)
+        self._create(name, body)
+
+    def poll(self, trial_ids: Iterable[str]) -> dict[str, TrialState]:
+        out: dict[str, TrialState] = {}
+        now = self.clock()
+        for trial_id in trial_ids:
+            out[trial_id] = self._state(trial_id, now)
+        return out
+
+    def cancel(self, trial_id: str) -> None:
+        name = job_name(self.sweep, trial_id)
+        self._ended[trial_id] = TrialState(
+            trial_id=trial_id, phase="exited", exit_code=EXIT_CANCELLED, reason="cancelled"
+        )
+        self._delete(name)
+
+    def adopt(self) -> set[str]:
+        if not self.cache.synced.wait(_SYNC_WAIT_S):
+            self.watcher.relist()  # the watch thread is failing: surface its error here
+        adopted = {
+            job["metadata"]["labels"][LABEL_TRIAL]
+            for job in self.cache.snapshot()
+            if not is_finished(job) and LABEL_TRIAL in (job["metadata"].get("labels") or {})
+        }
+        log.info("event=k8s.backend.adopt sweep=%s trials=%d", self.sweep, len(adopted))
+        return adopted
+
+    def close(self) -> None:
+        self.watcher.stop()
+        self.watcher.join(timeout=5.0)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _state(self, trial_id: str, now: float) -> TrialState:
+        name = job_name(self.sweep, trial_id)
+        if trial_id in self._ended:  # cancelled or declared lost: late watch events do not count
+            return self._ended[trial_id]
+        job = self.cache.get(name)
+        if job is None:
+            gone = self.cache.gone(name)
+            if gone is not None and is_finished(gone):  # ended, then removed (TTL)
+                return job_state(trial_id, gone)
+            return TrialState(trial_id=trial_id, phase="lost", reason="Job not found")
+        state = job_state(trial_id, job)
+        if state.phase != "pending" or (job.get("spec") or {}).get("suspend"):
+            self._pending_since.pop(name, None)  # suspended = queued by Kueue: not stuck
+            return state
+        since = self._pending_since.setdefault(name, now)
+        if now - since < self.options.pending_timeout_s:
+            return state
+        return self._check_stuck(trial_id, name, now) or state
+
+    def _check_stuck(self, trial_id: str, name: str, now: float) -> TrialState | None:
+        """A Job pending too long: lost if one of its pods cannot start on its own."""
+        last = self._pods_checked.get(name)
+        if last is not None and now - last < self.options.poll_interval_s:
+            return None  # bounded: one pod list per Job per poll interval
+        self._pods_checked[name] = now
+        try:
+            pods = read_json(
+                self.core.list_namespaced_pod(
+                    self.namespace, label_selector=f"job-name={name}", _preload_content=False
+                )
+            ).get("items", [])
+        except ApiException as exc:
+            log.warning("event=k8s.pods.error job=%s status=%s", name, exc.status)
+            return None
+        problems = [p for p in (pod_problem(pod) for pod in pods) if p]
+        if not problems:
+            return None
+        waited = round(now - self._pending_since[name])
+        reason = f"{problems[0]} (pending for {waited}s > pending_timeout_s)"
+        state = TrialState(trial_id=trial_id, phase="lost", reason=reason)
+        log.warning(
+            "event=k8s.trial.lost sweep=%s trial=%s reason=%r", self.sweep, trial_id, reason
+        )
+        self._event(name, "TrialLost", reason)
+        self._ended[trial_id] = state
+        self._delete(name)
+        return state
+
+    def _create(self, name: str, body: dict[str, Any]) -> None:
+        for _ in range(_RECREATE_TRIES):
+            self.limiter.acquire()
+            self.creates += 1
+            try:
+                created = read_json(
+                    self.batch.create_namespaced_job(
+                        self.namespace, body, _preload_content=False, _request_timeout=60
+                    )
+                )
+                self.cache.put(created)  # poll right after launch must not say "lost"
+                log.info("event=k8s.job.created job=%s namespace=%s", name, self.namespace)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise self._api_error("create", name, exc) from exc
+            # 409: already there. Ours, still running: idempotent. Being deleted: wait, retry.
+            try:
+                existing = read_json(
+                    self.batch.read_namespaced_job(name, self.namespace, _preload_content=False)
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue  # deleted meanwhile: create again
+                raise self._api_error("get", name, exc) from exc
+            if not existing["metadata"].get("deletionTimestamp") and not is_finished(existing):
+                self.cache.put(existing)
+                return
+            time.sleep(_RECREATE_WAIT_S)
+        raise KubernetesBackendError(
+            f"Job {self.namespace}/{name}: an ended Job of this trial is still there after "
+            f"{_RECREATE_TRIES * _RECREATE_WAIT_S:.0f}s; delete it (kubectl delete job {name})"
+        )
+
+    def _delete(self, name: str) -> None:
+        try:
+            self.batch.delete_namespaced_job(
+                name,
+                self.namespace,
+                body=client.V1DeleteOptions(propagation_policy="Background"),
+                _preload_content=False,
+            ).release_conn()
+        except ApiException as exc:
+            if exc.status != 404:
+                raise self._api_error("delete", name, exc) from exc
+        self.cache.forget(name)
+
+    def _event(self, name: str, reason: str, message: str) -> None:
+        """Best effort: a Kubernetes Event on the Job, seen in `kubectl describe job`."""
+        job = self.cache.get(name) or {}
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{name}.{uuid.uuid4().hex[:10]}", "namespace": self.namespace},
+            "involvedObject": {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "name": name,
+                "namespace": self.namespace,
+                "uid": (job.get("metadata") or {}).get("uid"),
+            },
+            "reason": reason,
+            "message": message[:1000],
+            "type": "Warning",
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "source": {"component": "kubohb-controller"},
+        }
+        try:
+            self.core.create_namespaced_event(self.namespace, body, _preload_content=False)
+        except ApiException as exc:
+            log.info("event=k8s.event.skipped job=%s status=%s", name, exc.status)
+
+    def _api_error(self, verb: str, name: str, exc: ApiException) -> KubernetesBackendError:
+        hint = {
+            403: f"the controller's Role must allow `{verb}` on jobs in {self.namespace}",
+            422: "the Job was rejected as invalid: check backend.kubernetes options",
+        }.get(exc.status or 0, "check the API server and the controller's permissions")
+        return KubernetesBackendError(
+            f"Job {self.namespace}/{name}: {verb} failed (HTTP {exc.status} {exc.reason}); {hint}"
+        )

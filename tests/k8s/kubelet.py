@@ -1,0 +1,352 @@
+"""The tests play the Job controller and the kubelet: a thread that, for each new Job, makes a Pod,
+runs its container command as a local subprocess with the Job's env (the real trainer contract),
+and writes Job/Pod status the way Kubernetes does: active/ready/succeeded/failed, conditions,
+exit codes, podFailurePolicy (FailJob / Ignore / Count), backoffLimit, activeDeadlineSeconds.
+
+`script(job, attempt)` picks what happens to each pod attempt:
+  "run"           run the container command
+  "instant"       succeed at once without a process (the benchmark's 1,000 trials)
+  "preempt"       start, then get preempted: DisruptionTarget, exit 137 (not counted)
+  "unschedulable" stay Pending: PodScheduled=False, reason Unschedulable
+  "image-pull"    stay Pending: container waiting in ImagePullBackOff
+  "hold"          stay Pending with no problem (a slow node)
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.k8s.objects import JOBS, PODS, SECRETS, ApiError, ObjectStore, now_iso
+
+REPO = Path(__file__).resolve().parents[2]
+Script = Callable[[dict[str, Any], int], str]
+
+
+@dataclass
+class Attempt:
+    namespace: str
+    job: str
+    uid: str
+    index: int
+    pod: str
+    action: str
+    started: float = field(default_factory=time.monotonic)
+    proc: subprocess.Popen[bytes] | None = None
+    done: bool = False
+
+
+def _policy_action(job: dict[str, Any], exit_code: int, conditions: set[str]) -> tuple[str, int]:
+    rules = ((job.get("spec") or {}).get("podFailurePolicy") or {}).get("rules") or []
+    for index, rule in enumerate(rules):
+        codes = rule.get("onExitCodes")
+        if codes:
+            hit = exit_code in codes.get("values", [])
+            if (codes.get("operator") == "In" and hit) or (
+                codes.get("operator") == "NotIn" and not hit
+            ):
+                return rule["action"], index
+        for cond in rule.get("onPodConditions") or []:
+            if cond.get("type") in conditions:
+                return rule["action"], index
+    return "Count", -1
+
+
+class FakeKubelet:
+    def __init__(
+        self, store: ObjectStore, script: Script | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.store = store
+        self.script: Script = script or (lambda job, attempt: "run")
+        self.env = env or {}
+        self.attempts: dict[str, Attempt] = {}  # job uid -> current attempt
+        self.history: list[tuple[str, int, str]] = []  # (job name, attempt, outcome)
+        self.failed: dict[str, int] = {}  # job uid -> counted failures
+        self.processes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
+
+    def __enter__(self) -> FakeKubelet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with self.store.cond:
+            self.store.cond.notify_all()
+        self._thread.join(timeout=10)
+        for attempt in self.attempts.values():
+            self._kill(attempt)
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self.store.cond:
+                self.store.cond.wait(0.05)
+            jobs, _ = self.store.list(JOBS, None)
+            live = {j["metadata"]["uid"] for j in jobs}
+            for job in jobs:
+                uid = job["metadata"]["uid"]
+                if uid in self.attempts or (job.get("spec") or {}).get("suspend"):
+                    continue
+                if not _finished(job):
+                    self._start(job, 0)
+            for uid, attempt in list(self.attempts.items()):
+                if uid not in live:  # Job deleted: its pods go with it
+                    self._kill(attempt)
+                    del self.attempts[uid]
+                elif not attempt.done:
+                    try:
+                        self._step(attempt)
+                    except ApiError:  # deleted meanwhile
+                        self._kill(attempt)
+
+    def _start(self, job: dict[str, Any], index: int) -> None:
+        meta = job["metadata"]
+        name, ns, uid = meta["name"], meta["namespace"], meta["uid"]
+        action = self.script(job, index)
+        pod_name = f"{name}-{uuid.uuid4().hex[:5]}"
+        template = job["spec"]["template"]
+        labels = {**(template.get("metadata") or {}).get("labels", {}), "job-name": name}
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": pod_name,
+                "labels": labels,
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": name,
+                        "uid": uid,
+                        "controller": True,
+                    }
+                ],
+            },
+            "spec": template["spec"],
+            "status": {"phase": "Pending"},
+        }
+        self.store.create(PODS, ns, pod)
+        attempt = Attempt(ns, name, uid, index, pod_name, action)
+        self.attempts[uid] = attempt
+
+        def running(obj: dict[str, Any]) -> None:
+            status = obj.setdefault("status", {})
+            status.setdefault("startTime", now_iso())
+            status["active"] = 1
+            status["ready"] = 0
+            status.setdefault("failed", 0)
+            status.setdefault("succeeded", 0)
+
+        self.store.mutate(JOBS, ns, name, running)
+        if action == "unschedulable":
+            self._pod_status(
+                attempt,
+                {
+                    "phase": "Pending",
+                    "conditions": [
+                        {
+                            "type": "PodScheduled",
+                            "status": "False",
+                            "reason": "Unschedulable",
+                            "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+                        }
+                    ],
+                },
+            )
+        elif action == "image-pull":
+            self._pod_status(
+                attempt,
+                {
+                    "phase": "Pending",
+                    "containerStatuses": [
+                        {
+                            "name": "trainer",
+                            "ready": False,
+                            "restartCount": 0,
+                            "image": "x",
+                            "imageID": "",
+                            "state": {
+                                "waiting": {
+                                    "reason": "ImagePullBackOff",
+                                    "message": 'Back-off pulling image "x"',
+                                }
+                            },
+                        }
+                    ],
+                },
+            )
+        elif action in ("run", "preempt", "instant"):
+            if action == "run":
+                attempt.proc = self._spawn(job, ns)
+            self._pod_status(attempt, {"phase": "Running"})
+            self.store.mutate(JOBS, ns, name, lambda o: o["status"].update(ready=1))
+
+    def _spawn(self, job: dict[str, Any], namespace: str) -> subprocess.Popen[bytes]:
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **self.env}
+        for ref in container.get("envFrom") or []:
+            secret = self.store.get(SECRETS, namespace, ref["secretRef"]["name"])
+            env.update(
+                {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+            )
+        env.update({e["name"]: e["value"] for e in container.get("env") or []})
+        self.processes += 1
+        return subprocess.Popen(
+            container["command"] + (container.get("args") or []),
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    def _step(self, attempt: Attempt) -> None:
+        job = self.store.get(JOBS, attempt.namespace, attempt.job)
+        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline is not None and time.monotonic() - attempt.started > deadline:
+            self._kill(attempt)
+            self._end(
+                attempt,
+                job,
+                None,
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+            )
+            return
+        if attempt.action == "instant":
+            self._pod_exit(attempt, job, 0, set())
+        elif attempt.action == "preempt" and time.monotonic() - attempt.started > 0.2:
+            self._pod_exit(attempt, job, 137, {"DisruptionTarget"})
+        elif attempt.proc is not None and attempt.proc.poll() is not None:
+            self._pod_exit(attempt, job, attempt.proc.returncode, set())
+
+    def _pod_exit(
+        self, attempt: Attempt, job: dict[str, Any], code: int, conditions: set[str]
+    ) -> None:
+        attempt.done = True
+        phase = "Succeeded" if code == 0 else "Failed"
+        self._pod_status(
+            attempt,
+            {
+                "phase": phase,
+                "conditions": [
+                    {"type": c, "status": "True", "reason": "PreemptionByScheduler"}
+                    for c in conditions
+                ],
+                "containerStatuses": [
+                    {
+                        "name": "trainer",
+                        "ready": False,
+                        "restartCount": 0,
+                        "image": "x",
+                        "imageID": "",
+                        "state": {"terminated": {"exitCode": code}},
+                    }
+                ],
+            },
+        )
+        if code == 0:
+            self.history.append((attempt.job, attempt.index, "succeeded"))
+            self._end(attempt, job, 0, None, None)
+            return
+        action, rule = _policy_action(job, code, conditions)
+        self.history.append((attempt.job, attempt.index, f"exit {code}: {action}"))
+        if action == "FailJob":
+            message = (
+                f"Container trainer for pod {attempt.namespace}/{attempt.pod} failed with "
+                f"exit code {code} matching FailJob rule at index {rule}"
+            )
+            self._end(attempt, job, code, "PodFailurePolicy", message)
+            return
+        if action == "Count":
+            self.failed[attempt.uid] = self.failed.get(attempt.uid, 0) + 1
+            self.store.mutate(
+                JOBS,
+                attempt.namespace,
+                attempt.job,
+                lambda o: o["status"].update(failed=self.failed[attempt.uid]),
+            )
+            if self.failed[attempt.uid] > job["spec"].get("backoffLimit", 6):
+                self._end(
+                    attempt,
+                    job,
+                    code,
+                    "BackoffLimitExceeded",
+                    "Job has reached the specified backoff limit",
+                )
+                return
+        self._start(job, attempt.index + 1)  # Ignore, or Count within the limit: a new pod
+
+    def _end(
+        self,
+        attempt: Attempt,
+        job: dict[str, Any],
+        code: int | None,
+        reason: str | None,
+        message: str | None,
+    ) -> None:
+        attempt.done = True
+
+        def finish(obj: dict[str, Any]) -> None:
+            status = obj.setdefault("status", {})
+            status.update(active=0, ready=0)
+            now = now_iso()
+            if reason is None:
+                status["succeeded"] = 1
+                status["completionTime"] = now
+                conds = [
+                    {
+                        "type": "SuccessCriteriaMet",
+                        "status": "True",
+                        "reason": "CompletionsReached",
+                    },
+                    {"type": "Complete", "status": "True", "reason": "CompletionsReached"},
+                ]
+            else:
+                conds = [
+                    {
+                        "type": "FailureTarget",
+                        "status": "True",
+                        "reason": reason,
+                        "message": message,
+                    },
+                    {"type": "Failed", "status": "True", "reason": reason, "message": message},
+                ]
+            status["conditions"] = [
+                {**c, "lastTransitionTime": now, "lastProbeTime": now} for c in conds
+            ]
+
+        with contextlib.suppress(ApiError):
+            self.store.mutate(JOBS, attempt.namespace, attempt.job, finish)
+
+    def _pod_status(self, attempt: Attempt, status: dict[str, Any]) -> None:
+        with contextlib.suppress(ApiError):
+            self.store.mutate(
+                PODS, attempt.namespace, attempt.pod, lambda o: o.update(status=status)
+            )
+
+    @staticmethod
+    def _kill(attempt: Attempt) -> None:
+        if attempt.proc is not None and attempt.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(attempt.proc.pid, signal.SIGKILL)
+            attempt.proc.wait(timeout=10)
+        attempt.done = True
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    conds = (job.get("status") or {}).get("conditions") or []
+    return any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conds)
