@@ -1,0 +1,7 @@
+"""`python -m controller`: the kubohb CLI."""
+
+import sys
+
+from controller.cli import main
+
+sys.exit(main())

@@ -1,0 +1,33 @@
+"""Backend factory: the sweep's ``backend.type`` to a Backend (Kubernetes imported only if used)."""
+
+from __future__ import annotations
+
+from controller.backend import Backend
+from controller.sweep import SweepSpec
+
+
+def make_backend(spec: SweepSpec) -> Backend:
+    if spec.backend.type == "kubernetes":
+        return _kubernetes(spec)
+    from controller.local import LocalBackend
+
+    local = spec.backend.local
+    return LocalBackend(
+        spec.name,
+        local.run_dir,
+        spec.trainer.command,
+        store_root=spec.store.root_url(),
+        store_endpoint_url=spec.store.endpoint_url,
+        store_region=spec.store.region,
+        gpus=local.gpus,
+        gpus_per_trial=spec.trainer.resources.gpus,
+        env=spec.trainer.env,
+        cancel_grace_s=local.cancel_grace_s,
+    )
+
+
+def _kubernetes(spec: SweepSpec) -> Backend:
+    """The one place that knows the Kubernetes backend's constructor."""
+    from controller.k8s.backend import KubernetesBackend  # kubernetes client: only when used
+
+    return KubernetesBackend(spec, spec.store.root_url(), spec.backend.kubernetes)  # type: ignore[call-arg]

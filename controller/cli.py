@@ -1,0 +1,162 @@
+"""The ``kubohb`` command: run, validate, status (and report, when installed).
+
+Exit codes: 0 the sweep finished (BOHB ran out of work or max_iterations), 2 bad input (invalid
+sweep file, a store holding a different sweep of the same name), 3 stopped by a cap (max_trials,
+max_gpu_hours, max_cost, deadline), 1 any other error (store unreachable, backend failure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from controller import log
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CAPPED = 0, 1, 2, 3
+
+
+def _print_spec_errors(exc: Exception) -> None:
+    from controller.sweep import SpecError
+
+    if isinstance(exc, SpecError):
+        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+    else:
+        print(f"error: {exc}", file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from controller.sweep import SpecError, load_sweep
+
+    try:
+        spec = load_sweep(args.file)
+    except SpecError as exc:
+        _print_spec_errors(exc)
+        return EXIT_BAD_INPUT
+    where = f"backend {spec.backend.type}, store {spec.store.url}"
+    print(f"{args.file}: ok (sweep {spec.name!r}, {where})")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from controller.runner import ResumeConflictError, run_sweep
+    from controller.status import render, summarize
+    from controller.sweep import SpecError, load_sweep
+    from trainer.store import StoreError
+
+    log.setup()
+    try:
+        spec = load_sweep(args.file)
+    except SpecError as exc:
+        _print_spec_errors(exc)
+        return EXIT_BAD_INPUT
+    text = Path(args.file).read_text()
+    live = sys.stdout.isatty() and not args.no_progress and not args.json
+    try:
+        if live:
+            from controller.progress import LiveProgress
+
+            with LiveProgress() as progress:
+                outcome = run_sweep(spec, text, on_tick=progress)
+        else:
+            outcome = run_sweep(spec, text)
+    except ResumeConflictError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StoreError as exc:
+        print(f"error: store: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as exc:  # e.g. GPUs requested on a machine without any
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    summary = summarize(outcome.state)
+    if args.json:
+        print(json.dumps({**summary, "exit_code": outcome.exit_code}, indent=1, default=str))
+    else:
+        console = Console()
+        console.print(render(summary))
+        best = summary["incumbent"]
+        console.print(f"sweep {spec.name} ended: {outcome.reason}")
+        if best:
+            console.print(f"incumbent: {json.dumps(best, default=str)}")
+    return outcome.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from controller.state import load_state
+    from controller.status import render, summarize
+    from trainer.store import StoreError, open_store
+
+    root, _, sweep = args.sweep_url.rstrip("/").rpartition("/")
+    if not sweep or not root:
+        print(f"error: {args.sweep_url}: give the sweep's folder, <root>/<sweep>", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        store = open_store(
+            root,
+            endpoint_url=args.endpoint_url or os.environ.get("KUBOHB_STORE_ENDPOINT"),
+            region=args.region or os.environ.get("KUBOHB_STORE_REGION"),
+        )
+        state = load_state(store, sweep)
+    except (StoreError, ValueError) as exc:
+        print(f"error: {args.sweep_url}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    if state is None:
+        print(
+            f"error: {args.sweep_url}: no state.json (not a sweep, or not started)", file=sys.stderr
+        )
+        return EXIT_BAD_INPUT
+    summary = summarize(state)
+    if args.json:
+        print(json.dumps(summary, indent=1, default=str))
+    else:
+        Console().print(render(summary))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubohb",
+        description="BOHB architecture + hyperparameter sweeps, locally or on Kubernetes.",
+        epilog="exit codes: 0 finished, 1 other error, 2 bad input, 3 stopped by a cap",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run or resume a sweep")
+    run.add_argument("file", metavar="SWEEP.yaml")
+    run.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    run.add_argument("--no-progress", action="store_true", help="no live display")
+    run.set_defaults(func=cmd_run)
+    validate = sub.add_parser("validate", help="check a sweep file; print every error")
+    validate.add_argument("file", metavar="FILE")
+    validate.set_defaults(func=cmd_validate)
+    status = sub.add_parser("status", help="show a sweep's progress from its store")
+    status.add_argument("sweep_url", metavar="SWEEP_URL", help="<store root>/<sweep>")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint URL")
+    status.add_argument("--region", default=None)
+    status.set_defaults(func=cmd_status)
+    if importlib.util.find_spec("controller.report.command") is not None:
+        from controller.report.command import register
+
+        register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,228 @@
+"""The local backend (the embedded default): one subprocess per trial on this machine.
+
+Each attempt runs under ``controller.local_wrap`` in its own session, so killing the controller
+leaves trials running. The run folder ``<run_dir>/<sweep>/<trial>/`` holds ``proc.json`` (the
+wrapper's pid and its start time from /proc, so a recycled pid is never mistaken for it),
+``exit.json`` (written by the wrapper) and ``trainer.log``. A restarted controller adopts every
+trial whose wrapper still runs; a trial whose wrapper is gone without an exit file is "lost".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from controller.backend import Backend, Launch, TrialState
+from controller.local_wrap import FILE_EXIT
+from trainer.contract import FILE_LOG, trial_prefix
+from trainer.store import _atomic_write
+
+FILE_PROC = "proc.json"
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of a live (non-zombie) process in clock ticks since boot, from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):  # exited, waiting to be reaped
+        return None
+    return int(fields[19])  # field 22 of proc(5), counted after "pid (comm)"
+
+
+def detect_gpus() -> list[int]:
+    """GPU ids from CUDA_VISIBLE_DEVICES, else from nvidia-smi; [] when there is none."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [int(x) for x in visible.split(",") if x.strip().isdigit()]
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [i for i, line in enumerate(out.stdout.splitlines()) if line.startswith("GPU ")]
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(
+        self,
+        sweep: str,
+        run_dir: str | Path,
+        command: list[str],
+        *,
+        store_root: str,
+        store_endpoint_url: str | None = None,
+        store_region: str | None = None,
+        gpus: list[int] | None = None,
+        gpus_per_trial: int = 0,
+        env: dict[str, str] | None = None,
+        cancel_grace_s: float = 10.0,
+    ) -> None:
+        self.sweep = sweep
+        self.dir = Path(run_dir).resolve() / sweep
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # "python" means this interpreter: the venv that runs the controller also runs trials.
+        self.command = [sys.executable if command[0] == "python" else command[0], *command[1:]]
+        self.store_root = store_root
+        self.endpoint_url = store_endpoint_url
+        self.region = store_region
+        self.gpus = detect_gpus() if gpus is None else list(gpus)
+        self.gpus_per_trial = gpus_per_trial
+        if gpus_per_trial > len(self.gpus):
+            raise ValueError(
+                f"trainer.resources.gpus: {gpus_per_trial} GPU(s) per trial but this machine has "
+                f"{len(self.gpus)}; set it to 0 to train on CPU"
+            )
+        self.env = dict(env or {})
+        self.grace = cancel_grace_s
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def capacity(self) -> int | None:
+        """Trials that fit at once: one per GPU slot; unlimited (the sweep's parallelism) on CPU."""
+        return len(self.gpus) // self.gpus_per_trial if self.gpus_per_trial else None
+
+    # -- run folder -------------------------------------------------------------------------
+    def _folder(self, trial_id: str) -> Path:
+        return self.dir / trial_id
+
+    def _read(self, path: Path) -> dict | None:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _alive(self, trial_id: str) -> dict | None:
+        """The proc record if its wrapper still runs."""
+        child = self._children.get(trial_id)
+        if child is not None and child.poll() is not None:  # reap our own exited children
+            del self._children[trial_id]
+        proc = self._read(self._folder(trial_id) / FILE_PROC)
+        if proc and process_start_time(proc["pid"]) == proc["start_time"]:
+            return proc
+        return None
+
+    def _busy_gpus(self) -> set[int]:
+        busy: set[int] = set()
+        for folder in self.dir.iterdir():
+            proc = self._alive(folder.name) if folder.is_dir() else None
+            if proc:
+                busy.update(proc.get("gpus", []))
+        return busy
+
+    # -- Backend ----------------------------------------------------------------------------
+    def launch(self, launch: Launch) -> None:
+        folder = self._folder(launch.trial_id)
+        if self._alive(launch.trial_id):
+            return  # idempotent: this trial already runs
+        folder.mkdir(parents=True, exist_ok=True)
+        old = self._read(folder / FILE_PROC) or {}
+        attempt = int(old.get("attempt", 0)) + 1
+        exit_file = folder / FILE_EXIT
+        if exit_file.exists():  # a previous attempt's: keep it for the record
+            exit_file.replace(folder / f"exit.{attempt - 1}.json")
+        gpus: list[int] = []
+        if self.gpus_per_trial:
+            free = [g for g in self.gpus if g not in self._busy_gpus()]
+            if len(free) < self.gpus_per_trial:
+                raise RuntimeError(f"trial {launch.trial_id}: no free GPU slot (all in use)")
+            gpus = free[: self.gpus_per_trial]
+        env = {
+            **os.environ,
+            **self.env,
+            **launch.env,
+            "KUBOHB_TRIAL": launch.trial_url,
+            "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)),
+        }
+        for name, value in (
+            ("KUBOHB_STORE_ENDPOINT", self.endpoint_url),
+            ("KUBOHB_STORE_REGION", self.region),
+        ):
+            if value:
+                env[name] = value
+        argv = [
+            sys.executable,
+            "-m",
+            "controller.local_wrap",
+            "--dir",
+            str(folder),
+            "--attempt",
+            str(attempt),
+            "--grace",
+            str(self.grace),
+            "--store-root",
+            self.store_root,
+            "--log-key",
+            f"{trial_prefix(self.sweep, launch.trial_id)}/{FILE_LOG}",
+        ]
+        if launch.deadline_s:
+            argv += ["--deadline", str(launch.deadline_s)]
+        with (folder / "wrapper.log").open("ab") as wlog:
+            child = subprocess.Popen(
+                [*argv, "--", *self.command, "--trial", launch.trial_url],
+                stdin=subprocess.DEVNULL,
+                stdout=wlog,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # survives a SIGKILL of the controller
+            )
+        self._children[launch.trial_id] = child
+        record = {
+            "pid": child.pid,
+            "start_time": process_start_time(child.pid),
+            "attempt": attempt,
+            "gpus": gpus,
+            "launched_at": datetime.now(UTC).isoformat(),
+        }
+        _atomic_write(folder / FILE_PROC, json.dumps(record).encode())
+
+    def poll(self, trial_ids: Iterable[str]) -> dict[str, TrialState]:
+        states: dict[str, TrialState] = {}
+        for trial_id in trial_ids:
+            # exit.json first: launch() moves an earlier attempt's away, so it is this attempt's
+            done = self._read(self._folder(trial_id) / FILE_EXIT)
+            if done is not None:
+                states[trial_id] = TrialState(
+                    trial_id=trial_id,
+                    phase="exited",
+                    exit_code=done.get("exit_code"),
+                    reason=done.get("reason"),
+                )
+            elif self._alive(trial_id):
+                states[trial_id] = TrialState(trial_id=trial_id, phase="running")
+            else:
+                known = (self._folder(trial_id) / FILE_PROC).exists()
+                reason = "trial process gone without an exit code" if known else "never started"
+                states[trial_id] = TrialState(trial_id=trial_id, phase="lost", reason=reason)
+        return states
+
+    def cancel(self, trial_id: str) -> None:
+        proc = self._alive(trial_id)
+        if proc:
+            # the wrapper stops the trainer, uploads the log and writes exit.json
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc["pid"], signal.SIGTERM)
+
+    def adopt(self) -> set[str]:
+        return {
+            folder.name
+            for folder in self.dir.iterdir()
+            if folder.is_dir() and self._alive(folder.name)
+        }
+
+    def close(self) -> None:
+        for child in list(self._children.values()):
+            child.poll()

@@ -1,0 +1,109 @@
+"""Start or resume one sweep: store, spec.yaml, state.json, BOHB, backend, then the loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller import faults, log
+from controller.backend import Backend
+from controller.backends import make_backend
+from controller.bohb import BOHB
+from controller.scheduler import Scheduler
+from controller.state import (
+    EXIT_BY_REASON,
+    FILE_SPEC,
+    SweepState,
+    load_state,
+    utcnow,
+)
+from controller.sweep import SpecError, SweepSpec, parse_sweep
+from trainer.store import NotFound, Store, open_store
+
+
+class ResumeConflictError(ValueError):
+    """The store already holds a sweep of this name with a different search."""
+
+
+@dataclass
+class Outcome:
+    reason: str
+    exit_code: int
+    state: SweepState
+
+
+def open_sweep_store(spec: SweepSpec) -> Store:
+    store = open_store(
+        spec.store.root_url(), endpoint_url=spec.store.endpoint_url, region=spec.store.region
+    )
+    return faults.from_env(store)
+
+
+def new_bohb(spec: SweepSpec) -> BOHB:
+    return BOHB(
+        spec.space.build(),
+        spec.budget.min,
+        spec.budget.max,
+        spec.budget.eta,
+        spec.bohb.seed,
+        max_iterations=spec.stop.max_iterations,
+        **spec.bohb.knobs(),
+    )
+
+
+def load_or_create(spec: SweepSpec, spec_text: str, store: Store) -> tuple[SweepState, BOHB]:
+    """The sweep's state and optimiser: resumed from state.json, or new (spec.yaml written)."""
+    key = f"{spec.name}/{FILE_SPEC}"
+    try:
+        old_text = store.get(key).decode()
+    except NotFound:
+        old_text = None
+    if old_text is None:
+        store.put(key, spec_text.encode())
+    else:
+        try:
+            old = parse_sweep(old_text, store.url(key))
+        except SpecError:
+            old = None
+        if old is None or old.identity() != spec.identity():
+            raise ResumeConflictError(
+                f"{store.url(key)}: a sweep named {spec.name!r} with a different space, budget or "
+                "bohb section already exists; give this sweep another `name` (or remove that one)"
+            )
+    state = load_state(store, spec.name)
+    if state is not None:
+        bohb = BOHB.from_state_dict(state.bohb)
+        done = sum(t.done for t in state.trials.values())
+        log.event("sweep.resumed", sweep=spec.name, trials=len(state.trials), done=done)
+        return state, bohb
+    bohb = new_bohb(spec)
+    now = utcnow()
+    state = SweepState(
+        sweep=spec.name,
+        started_at=now,
+        updated_at=now,
+        bohb=bohb.state_dict(),
+        budgets=list(bohb.budgets),
+        gpu_hour_price=spec.stop.gpu_hour_price,
+    )
+    log.event("sweep.started", sweep=spec.name, budgets=list(bohb.budgets), store=store.root)
+    return state, bohb
+
+
+def run_sweep(
+    spec: SweepSpec,
+    spec_text: str,
+    *,
+    store: Store | None = None,
+    backend: Backend | None = None,
+    on_tick: Callable[[SweepState], None] | None = None,
+) -> Outcome:
+    store = store or open_sweep_store(spec)
+    state, bohb = load_or_create(spec, spec_text, store)
+    backend = backend or make_backend(spec)
+    try:
+        scheduler = Scheduler(spec, store, backend, bohb, state, on_tick=on_tick)
+        reason = scheduler.run()
+    finally:
+        backend.close()
+    return Outcome(reason, EXIT_BY_REASON[reason], state)

@@ -1,0 +1,398 @@
+"""The scheduler loop: ask BOHB, launch on the backend, poll the store, tell BOHB, snapshot.
+
+Write order (what makes a SIGKILL at any point safe):
+1. a trial BOHB hands out, or one about to be (re)launched, is recorded in ``state.json`` as
+   LAUNCHED (with BOHB's state after the ask) *before* ``trial.json`` and ``backend.launch``;
+2. after the launches of a tick the trials are RUNNING and the state is saved again;
+3. each result is told to BOHB and saved in the same snapshot.
+A restart re-launches LAUNCHED trials (idempotent; skipped if their result is already there),
+polls RUNNING ones, and re-asks BOHB from its snapshot, which hands out the same trials again.
+Polling reads ``result.json`` of RUNNING trials only, so its cost never grows with finished trials.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from controller import cost, log
+from controller.backend import Backend, Launch, TrialState
+from controller.local_wrap import EXIT_DEADLINE
+from controller.state import (
+    EXIT_BY_REASON,
+    SweepState,
+    TrialRecord,
+    save_state,
+    utcnow,
+)
+from controller.sweep import SweepSpec
+from trainer.contract import (
+    EXIT_BAD_TRIAL,
+    FILE_RESULT,
+    FILE_TRIAL,
+    TrialResult,
+    TrialSpec,
+    trial_prefix,
+)
+from trainer.store import NotFound, Store, StoreError
+
+# The controller's own deadline check waits this much longer than the backend's (which acts first).
+DEADLINE_SLACK_S = 30.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        spec: SweepSpec,
+        store: Store,
+        backend: Backend,
+        bohb: Any,
+        state: SweepState,
+        *,
+        on_tick: Callable[[SweepState], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.spec = spec
+        self.store = store
+        self.backend = backend
+        self.bohb = bohb
+        self.state = state
+        self.on_tick = on_tick
+        self.sleep = sleep
+        self.caps = cost.Caps(spec.stop.max_gpu_hours, spec.stop.max_cost, spec.stop.gpu_hour_price)
+        self.deadline = spec.stop.deadline_at(state.started_at)
+        capacity = getattr(backend, "capacity", lambda: None)()
+        self.parallelism = min(spec.parallelism, capacity or spec.parallelism)
+        self.dirty = False
+        # A resumed sweep runs again (its caps may have been raised); it is saved as stopped again
+        # only if that changed, so re-running a finished sweep writes nothing.
+        self._saved_stop = (state.status, state.stop_reason)
+        state.status, state.stop_reason = "running", None
+
+    # -- the loop ---------------------------------------------------------------------------
+    def run(self) -> str:
+        """Run until the sweep ends; returns the stop reason."""
+        self._adopt()
+        while True:
+            reason = self.tick()
+            if self.on_tick:
+                self.on_tick(self.state)
+            if reason:
+                return reason
+            self.sleep(self.spec.poll_interval_s)
+
+    def tick(self) -> str | None:
+        now = utcnow()
+        self._poll(now)
+        reason = self._check_limits(now)
+        if reason is None:
+            reason = self._fill(now)
+        if reason:
+            self._stop(reason)
+        self._save()
+        return reason
+
+    # -- start and resume -------------------------------------------------------------------
+    def _adopt(self) -> None:
+        """Match the backend's live trials with the table; launch what was recorded but not sent."""
+        live = self.backend.adopt()
+        known = {
+            t.trial_id for t in self.state.trials.values() if t.state in ("LAUNCHED", "RUNNING")
+        }
+        for trial_id in sorted(live - known):
+            log.event("trial.orphan_cancelled", logging.WARNING, trial=trial_id)
+            self.backend.cancel(trial_id)
+        if live or known:
+            log.event("sweep.adopted", running=len(live & known), relaunch=len(known - live))
+        self._launch_recorded()
+
+    def _launch_recorded(self) -> None:
+        for t in self.state.in_phase("LAUNCHED"):
+            result = self._read_result(t)
+            if result is not None:
+                t.state = "RUNNING"  # its result is processed by the next poll
+                continue
+            self._send(t, resumed=True)
+            t.state = "RUNNING"
+            self.dirty = True
+
+    # -- polling ----------------------------------------------------------------------------
+    def _poll(self, now: datetime) -> None:
+        running = self.state.in_phase("RUNNING")
+        waiting: list[TrialRecord] = []
+        for t in running:
+            result = self._read_result(t)
+            if result is None:
+                waiting.append(t)
+            else:
+                self._finish(t, result, now)
+        if not waiting:
+            return
+        states = self.backend.poll([t.trial_id for t in waiting])
+        for t in waiting:
+            self._on_backend_state(t, states.get(t.trial_id), now)
+
+    def _on_backend_state(self, t: TrialRecord, ts: TrialState | None, now: datetime) -> None:
+        if ts is None or ts.phase in ("pending", "running"):
+            assert t.launched_at is not None
+            overdue = (now - t.launched_at).total_seconds() - t.deadline_s - DEADLINE_SLACK_S
+            if overdue > 0:
+                self.backend.cancel(t.trial_id)
+                self._fail(t, f"deadline exceeded ({t.deadline_s:g} s); cancelled", now)
+            return
+        result = self._read_result(t)  # it may have landed between the store read and the poll
+        if result is not None:
+            self._finish(t, result, now)
+        elif ts.phase == "exited" and ts.exit_code == EXIT_BAD_TRIAL:
+            self._fail(
+                t, f"trainer rejected the trial (exit code {EXIT_BAD_TRIAL}): see its log", now
+            )
+        elif ts.phase == "exited" and (
+            ts.exit_code == EXIT_DEADLINE or "deadline" in (ts.reason or "")
+        ):
+            self._fail(t, f"deadline exceeded ({t.deadline_s:g} s)", now)
+        else:
+            why = ts.reason or f"exit code {ts.exit_code}"
+            self._lost(t, why if ts.phase == "lost" else f"exited without a result ({why})", now)
+
+    def _read_result(self, t: TrialRecord) -> TrialResult | str | None:
+        """The trial's result, an error string for an invalid one, or None if not there yet."""
+        key = f"{trial_prefix(self.state.sweep, t.trial_id)}/{FILE_RESULT}"
+        try:
+            raw = self.store.get(key)
+        except NotFound:
+            return None
+        except StoreError as exc:
+            log.event("store.error", logging.WARNING, trial=t.trial_id, error=str(exc))
+            return None
+        try:
+            result = TrialResult.model_validate_json(raw)
+        except ValidationError as exc:
+            return f"invalid {FILE_RESULT}: {_short(exc)}"
+        if result.trial_id != t.trial_id:
+            return f"invalid {FILE_RESULT}: trial_id {result.trial_id!r} != {t.trial_id!r}"
+        return result
+
+    # -- outcomes ---------------------------------------------------------------------------
+    def _end_attempt(
+        self, t: TrialRecord, now: datetime, finished_at: datetime | None = None
+    ) -> None:
+        assert t.launched_at is not None
+        end = now
+        if finished_at is not None and t.launched_at <= finished_at <= now:
+            end = finished_at  # the trainer's own clock: no charge for the controller's downtime
+        charged = cost.charge((end - t.launched_at).total_seconds(), t.deadline_s, t.gpus)
+        t.gpu_seconds += charged
+        t.ended_at = now
+        self.state.gpu_seconds += charged
+        self.state.cost = cost.money(self.state.gpu_seconds, self.spec.stop.gpu_hour_price)
+        self.dirty = True
+
+    def _finish(self, t: TrialRecord, result: TrialResult | str, now: datetime) -> None:
+        if isinstance(result, str):
+            self._fail(t, result, now)
+            return
+        self._end_attempt(t, now, result.finished_at)
+        t.info = result.info.model_dump(exclude_none=True)
+        if result.status == "ok":
+            t.state, t.loss = "SUCCEEDED", result.loss
+            self.bohb.tell(t.trial_id, result.loss)
+            log.event("trial.succeeded", trial=t.trial_id, budget=t.budget, loss=t.loss)
+        else:
+            t.state, t.error = "FAILED", result.error
+            self.bohb.tell(t.trial_id, None)
+            log.event("trial.failed", trial=t.trial_id, budget=t.budget, error=t.error)
+
+    def _fail(self, t: TrialRecord, error: str, now: datetime, *, ended: bool = False) -> None:
+        if t.state in ("LAUNCHED", "RUNNING") and not ended:
+            self._end_attempt(t, now)
+        t.state, t.error, t.ended_at = "FAILED", error, now
+        self.bohb.tell(t.trial_id, None)
+        self.dirty = True
+        log.event("trial.failed", logging.WARNING, trial=t.trial_id, budget=t.budget, error=error)
+
+    def _lost(self, t: TrialRecord, why: str, now: datetime) -> None:
+        self._end_attempt(t, now)
+        if t.attempts >= self.spec.trials.max_attempts:
+            self._fail(t, f"lost {t.attempts} time(s), last: {why}", now, ended=True)
+            return
+        t.state, t.error = "LOST", why
+        log.event("trial.lost", logging.WARNING, trial=t.trial_id, attempts=t.attempts, reason=why)
+
+    # -- limits -----------------------------------------------------------------------------
+    def _running_costs(self, now: datetime) -> list[cost.Running]:
+        return [
+            cost.Running(
+                (now - t.launched_at).total_seconds() if t.launched_at else 0.0,
+                t.deadline_s,
+                t.gpus,
+            )
+            for t in self.state.in_phase("LAUNCHED", "RUNNING")
+        ]
+
+    def _check_limits(self, now: datetime) -> str | None:
+        if self.deadline is not None and now >= self.deadline:
+            return "deadline"
+        return cost.cap_hit(self.caps, self.state.gpu_seconds, self._running_costs(now))
+
+    def _stop(self, reason: str) -> None:
+        now = utcnow()
+        for t in self.state.in_phase("LAUNCHED", "RUNNING"):
+            self.backend.cancel(t.trial_id)
+            self._fail(t, f"cancelled: the sweep stopped ({reason})", now)
+        status = "finished" if EXIT_BY_REASON[reason] == 0 else "stopped"
+        self.state.status, self.state.stop_reason = status, reason  # type: ignore[assignment]
+        if self._saved_stop != (status, reason):
+            self.dirty = True
+        log.event("sweep.stopped", sweep=self.state.sweep, reason=reason)
+
+    # -- launching --------------------------------------------------------------------------
+    def _next_candidate(self, now: datetime) -> TrialRecord | None:
+        """A LOST trial to retry, a trial handed out but never launched, or a new one from BOHB."""
+        for phase in ("LOST", "PENDING"):
+            waiting = self.state.in_phase(phase)
+            if waiting:
+                return waiting[0]
+        max_trials = self.spec.stop.max_trials
+        if max_trials is not None and len(self.state.trials) >= max_trials:
+            return None
+        suggestion = self.bohb.ask()
+        if suggestion is None:
+            return None
+        t = TrialRecord(
+            trial_id=suggestion.trial_id,
+            config_id=_jsonable(suggestion.config_id),
+            config=dict(suggestion.config),
+            budget=float(suggestion.budget),
+            rung=int(suggestion.rung),
+            iteration=int(suggestion.iteration),
+            model_based=bool(suggestion.model_based),
+            gpus=self.spec.trainer.resources.gpus,
+            deadline_s=self.spec.deadline_s(float(suggestion.budget)),
+            created_at=now,
+        )
+        self.state.trials[t.trial_id] = t
+        self.dirty = True
+        return t
+
+    def _fill(self, now: datetime) -> str | None:
+        active = len(self.state.in_phase("LAUNCHED", "RUNNING"))
+        batch: list[TrialRecord] = []
+        blocked = False
+        running = self._running_costs(now)
+        while active + len(batch) < self.parallelism:
+            t = self._next_candidate(now)
+            if t is None:
+                break
+            if not cost.can_launch(
+                self.caps, self.state.gpu_seconds, running, t.deadline_s, t.gpus
+            ):
+                blocked = True  # it stays PENDING / LOST until running trials free the budget
+                break
+            t.state, t.attempts, t.launched_at, t.ended_at = "LAUNCHED", t.attempts + 1, now, None
+            running.append(cost.Running(0.0, t.deadline_s, t.gpus))
+            batch.append(t)
+        if batch:
+            self._save()  # recorded before anything is launched: see the module docstring
+            for t in batch:
+                self._send(t)
+                t.state = "RUNNING"
+                log.event("trial.launched", trial=t.trial_id, budget=t.budget, attempt=t.attempts)
+            self.dirty = True
+        if active + len(batch) > 0:
+            return None
+        if blocked:
+            return self.caps.binding()
+        if self.state.in_phase("LOST", "PENDING"):
+            return None
+        if self.bohb.finished:
+            return "max_iterations" if self.spec.stop.max_iterations else "finished"
+        if (
+            self.spec.stop.max_trials is not None
+            and len(self.state.trials) >= self.spec.stop.max_trials
+        ):
+            return "max_trials"
+        raise RuntimeError("BOHB has no work and nothing runs: the optimiser state is inconsistent")
+
+    def _send(self, t: TrialRecord, *, resumed: bool = False) -> None:
+        spec, sweep = self.spec, self.state.sweep
+        trainer = spec.trainer
+        trial = TrialSpec(
+            sweep=sweep,
+            trial_id=t.trial_id,
+            config=t.config,
+            budget=t.budget,
+            budget_unit=spec.budget.unit,
+            dataset=trainer.dataset,
+            data=trainer.data,
+            seed=trainer.seed,
+            store_root=spec.store.root_url(),
+            store_endpoint_url=spec.store.endpoint_url,
+            store_region=spec.store.region,
+            max_params=trainer.max_params,
+            checkpoint_every_s=trainer.checkpoint_every_s,
+            device=trainer.device,
+            amp=trainer.amp,
+            compile=trainer.compile,
+            num_workers=trainer.num_workers,
+        )
+        key = f"{trial_prefix(sweep, t.trial_id)}/{FILE_TRIAL}"
+        if not (resumed and self.store.exists(key)):  # same content: BOHB is deterministic
+            self.store.put(key, trial.model_dump_json(indent=1).encode())
+        self.backend.launch(
+            Launch(
+                sweep=sweep,
+                trial_id=t.trial_id,
+                trial_url=self.store.url(key),
+                rung=t.rung,
+                resources=trainer.resources,
+                deadline_s=t.deadline_s,
+            )
+        )
+
+    def _save(self) -> None:
+        if not self.dirty:
+            return
+        self.state.bohb = self.bohb.state_dict()
+        self.state.incumbent = incumbent(self.state)
+        save_state(self.store, self.state)
+        self.dirty = False
+        self._saved_stop = (self.state.status, self.state.stop_reason)
+
+
+def incumbent(state: SweepState) -> dict[str, Any] | None:
+    """The best trial on the largest budget that has a result (BOHB's definition)."""
+    ok = [t for t in state.trials.values() if t.state == "SUCCEEDED" and t.loss is not None]
+    if not ok:
+        return None
+    top = max(t.budget for t in ok)
+    best = min((t for t in ok if t.budget == top), key=lambda t: (t.loss, t.trial_id))
+    return {
+        "trial_id": best.trial_id,
+        "config_id": best.config_id,
+        "config": best.config,
+        "budget": best.budget,
+        "loss": best.loss,
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _short(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)

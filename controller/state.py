@@ -1,0 +1,103 @@
+"""The controller's snapshot, ``<root>/<sweep>/state.json``: BOHB's state plus the trial table.
+
+It is replaced atomically (the store's ``put``) after every change, so a controller killed at any
+moment resumes from a consistent view: BOHB's state and the trials it handed out always agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainer.store import NotFound, Store
+
+STATE_VERSION = 1
+FILE_STATE = "state.json"
+FILE_SPEC = "spec.yaml"
+
+TrialPhase = Literal["PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST"]
+ACTIVE: frozenset[str] = frozenset({"LAUNCHED", "RUNNING", "LOST"})  # a backend may run them
+DONE: frozenset[str] = frozenset({"SUCCEEDED", "FAILED"})
+StopReason = Literal[
+    "finished", "max_iterations", "max_trials", "max_gpu_hours", "max_cost", "deadline"
+]
+# Exit code of `kubohb run` per stop reason: 0 = the search ran out of work, 3 = a cap stopped it.
+EXIT_BY_REASON: dict[str, int] = {
+    "finished": 0,
+    "max_iterations": 0,
+    "max_trials": 3,
+    "max_gpu_hours": 3,
+    "max_cost": 3,
+    "deadline": 3,
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TrialRecord(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trial_id: str
+    config_id: Any = None
+    config: dict[str, Any]
+    budget: float
+    rung: int = 0
+    iteration: int = 0
+    model_based: bool = False
+    state: TrialPhase = "PENDING"
+    attempts: int = 0  # launches so far
+    gpus: int = 0
+    deadline_s: float  # worst-case seconds of one attempt
+    created_at: datetime
+    launched_at: datetime | None = None  # start of the current (or last) attempt
+    ended_at: datetime | None = None
+    loss: float | None = None
+    gpu_seconds: float = 0.0  # device-seconds accounted over all finished attempts
+    error: str | None = None
+    info: dict[str, Any] = {}  # the result's info (accuracy, params...), for status and reports
+
+    @property
+    def done(self) -> bool:
+        return self.state in DONE
+
+
+class SweepState(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = STATE_VERSION
+    sweep: str
+    started_at: datetime
+    updated_at: datetime
+    status: Literal["running", "finished", "stopped"] = "running"
+    stop_reason: StopReason | None = None
+    bohb: dict[str, Any]  # BOHB.state_dict()
+    trials: dict[str, TrialRecord] = {}  # in the order BOHB handed them out
+    gpu_seconds: float = 0.0  # device-seconds of finished attempts (running ones are added live)
+    cost: float = 0.0  # money of gpu_seconds at the sweep's gpu_hour_price
+    gpu_hour_price: float = 0.0
+    budgets: list[float] = Field(default_factory=list)
+    incumbent: dict[str, Any] | None = None
+
+    def in_phase(self, *phases: str) -> list[TrialRecord]:
+        return [t for t in self.trials.values() if t.state in phases]
+
+
+def state_key(sweep: str) -> str:
+    return f"{sweep}/{FILE_STATE}"
+
+
+def load_state(store: Store, sweep: str) -> SweepState | None:
+    try:
+        raw = store.get_json(state_key(sweep))
+    except NotFound:
+        return None
+    return SweepState.model_validate(raw)
+
+
+def save_state(store: Store, state: SweepState) -> None:
+    state.updated_at = utcnow()
+    store.put(state_key(state.sweep), state.model_dump_json(indent=1).encode())

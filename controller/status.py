@@ -1,0 +1,107 @@
+"""A sweep's status from its state.json alone: brackets, running trials, best so far, spend.
+
+``summarize`` is pure (state + clock -> JSON-able dict); ``render`` turns it into rich tables for
+``kubohb status`` and the live display of ``kubohb run``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from controller import cost
+from controller.scheduler import incumbent
+from controller.state import SweepState, utcnow
+
+PHASES = ("PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST")
+
+
+def summarize(state: SweepState, now: datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    active = state.in_phase("LAUNCHED", "RUNNING")
+    running = [
+        cost.Running(
+            (now - t.launched_at).total_seconds() if t.launched_at else 0.0, t.deadline_s, t.gpus
+        )
+        for t in active
+    ]
+    device_s = cost.accounted(state.gpu_seconds, running)
+    brackets: dict[int, dict[float, Counter[str]]] = {}
+    for t in state.trials.values():
+        brackets.setdefault(t.iteration, {}).setdefault(t.budget, Counter())[t.state] += 1
+    return {
+        "sweep": state.sweep,
+        "status": state.status,
+        "stop_reason": state.stop_reason,
+        "started_at": state.started_at.isoformat(),
+        "updated_at": state.updated_at.isoformat(),
+        "budgets": state.budgets,
+        "trials": dict(Counter(t.state for t in state.trials.values())),
+        "brackets": [
+            {
+                "iteration": it,
+                "rungs": [
+                    {"budget": b, **{p: c[p] for p in PHASES if c[p]}}
+                    for b, c in sorted(rungs.items())
+                ],
+            }
+            for it, rungs in sorted(brackets.items())
+        ],
+        "running": [
+            {
+                "trial_id": t.trial_id,
+                "budget": t.budget,
+                "attempt": t.attempts,
+                "elapsed_s": round(r.elapsed_s, 1),
+                "deadline_s": t.deadline_s,
+            }
+            for t, r in zip(active, running, strict=True)
+        ],
+        "incumbent": incumbent(state),
+        "gpu_hours": device_s / 3600.0,
+        "cost": cost.money(device_s, state.gpu_hour_price),
+    }
+
+
+def render(summary: dict[str, Any]) -> Group:
+    head = Text.assemble(
+        (f"sweep {summary['sweep']}", "bold"),
+        f"  {summary['status']}",
+        f" ({summary['stop_reason']})" if summary["stop_reason"] else "",
+        f"   device-hours {summary['gpu_hours']:.4f}   cost {summary['cost']:.2f}",
+    )
+    brackets = Table(title="brackets (trials per budget)", title_justify="left", expand=False)
+    brackets.add_column("iteration", justify="right")
+    brackets.add_column("budget", justify="right")
+    for phase in PHASES:
+        brackets.add_column(phase.lower(), justify="right")
+    for bracket in summary["brackets"][-6:]:  # the latest brackets; --json has them all
+        for rung in bracket["rungs"]:
+            cells = [str(rung.get(p, "")) for p in PHASES]
+            brackets.add_row(str(bracket["iteration"]), f"{rung['budget']:g}", *cells)
+    running = Table(title="running trials", title_justify="left")
+    for col in ("trial", "budget", "attempt", "elapsed s", "deadline s"):
+        running.add_column(col, justify="right")
+    for r in summary["running"][:20]:
+        running.add_row(
+            r["trial_id"],
+            f"{r['budget']:g}",
+            str(r["attempt"]),
+            f"{r['elapsed_s']:.0f}",
+            f"{r['deadline_s']:g}",
+        )
+    best = summary["incumbent"]
+    best_text = (
+        Text(
+            f"best so far: loss {best['loss']:.4f} at budget {best['budget']:g} "
+            f"({best['trial_id']}) {best['config']}"
+        )
+        if best
+        else Text("best so far: no result yet")
+    )
+    return Group(head, brackets, running, best_text)

@@ -1,0 +1,367 @@
+"""The sweep spec: one YAML file that says what to search, how long, where trials run and store.
+
+``load_sweep(path)`` parses and validates it; every problem becomes a ``SpecError`` line with the
+field path (``budget.min: must be > 0``) so ``kubohb validate`` can print them all at once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from controller.backend import Resources
+from controller.k8s.options import KubernetesOptions
+from trainer.contract import BudgetUnit, Dataset, DataSource, check_name
+
+DEFAULT_COMMAND = ["python", "-m", "trainer"]
+SYNTHETIC_COMMAND = ["python", "-m", "trainer.synthetic"]
+# Field names that look like inline secrets anywhere under `store`: credentials go by reference.
+_SECRET_KEYS = {
+    "access_key",
+    "access_key_id",
+    "secret_key",
+    "secret_access_key",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "session_token",
+    "aws_session_token",
+    "password",
+    "token",
+}
+
+
+class SpecError(ValueError):
+    """The sweep file is invalid; ``errors`` holds one ``path: message`` line per problem."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        self.source = source
+        self.errors = errors
+        super().__init__(f"{source}: " + "; ".join(errors))
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpaceRef(_Spec):
+    """The search space: ``builtin: zela2018`` or an inline ``parameters`` list (see space.py)."""
+
+    builtin: str | None = None
+    parameters: list[dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SpaceRef:
+        if (self.builtin is None) == (self.parameters is None):
+            raise ValueError("give exactly one of `builtin` (e.g. zela2018) or `parameters`")
+        return self
+
+    def build(self) -> Any:
+        from controller.space import SearchSpace
+
+        if self.builtin is not None:
+            return SearchSpace.builtin(self.builtin)
+        return SearchSpace.model_validate({"parameters": self.parameters})
+
+
+class BudgetSpec(_Spec):
+    unit: BudgetUnit = "epochs"
+    min: float = Field(gt=0)
+    max: float = Field(gt=0)
+    eta: float = Field(3.0, gt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BudgetSpec:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max:g}) must be >= min ({self.min:g})")
+        return self
+
+
+class BohbKnobs(_Spec):
+    """BOHB's own knobs (HpBandSter names); unset = the optimiser's default."""
+
+    seed: int = Field(0, ge=0)
+    min_points_in_model: int | None = Field(None, ge=1)
+    top_n_percent: int | None = Field(None, gt=0, lt=100)
+    num_samples: int | None = Field(None, ge=1)
+    random_fraction: float | None = Field(None, ge=0, le=1)
+    bandwidth_factor: float | None = Field(None, gt=0)
+    min_bandwidth: float | None = Field(None, gt=0)
+    faithful_kde: bool | None = None  # HpBandSter's exact KDE quirks (slower); see bohb.py
+
+    def knobs(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"seed"}, exclude_none=True)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: float | str) -> float:
+    """Seconds from ``5400``, ``"90m"``, ``"2h"`` or ``"1d"``."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration: use seconds or a number with s, m, h or d")
+    return float(match[1]) * _UNIT_S[match[2]]
+
+
+class StopSpec(_Spec):
+    """When the sweep ends besides BOHB running out of work. Unset = no limit."""
+
+    max_iterations: int | None = Field(None, ge=1)  # successive-halving brackets
+    max_trials: int | None = Field(None, ge=1)
+    max_gpu_hours: float | None = Field(None, gt=0)
+    max_cost: float | None = Field(None, gt=0)
+    gpu_hour_price: float = Field(0.0, ge=0)  # money per device-hour, for max_cost and reports
+    # Wall-clock limit from the sweep's first start: seconds, "12h", or an ISO time.
+    deadline: float | str | datetime | None = None
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline(cls, v: float | str | datetime | None) -> float | str | datetime | None:
+        if v is None or isinstance(v, datetime):
+            return v
+        if isinstance(v, str) and not _DURATION.match(v):
+            try:
+                return datetime.fromisoformat(v.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"{v!r} is neither a duration (90m, 12h, 3600) nor an ISO time"
+                ) from None
+        if parse_duration(v) <= 0:
+            raise ValueError("must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _price(self) -> StopSpec:
+        if self.max_cost is not None and self.gpu_hour_price <= 0:
+            raise ValueError("max_cost needs gpu_hour_price > 0 (the price of one device-hour)")
+        return self
+
+    def deadline_at(self, started_at: datetime) -> datetime | None:
+        if self.deadline is None:
+            return None
+        if isinstance(self.deadline, datetime):
+            return self.deadline if self.deadline.tzinfo else self.deadline.replace(tzinfo=UTC)
+        return datetime.fromtimestamp(started_at.timestamp() + parse_duration(self.deadline), UTC)
+
+
+class TrainerSpec(_Spec):
+    image: str | None = None  # the Kubernetes backend's trial image
+    command: list[str] = Field(default_factory=lambda: list(DEFAULT_COMMAND), min_length=1)
+    dataset: Dataset = "fashion_mnist"
+    data: DataSource = DataSource()
+    resources: Resources = Resources()
+    seed: int = Field(0, ge=0)  # training seed of every trial
+    # The TrialSpec knobs the trainer takes, copied into every trial.json.
+    max_params: int | None = Field(None, gt=0)
+    checkpoint_every_s: float = Field(300.0, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    compile: bool = False
+    num_workers: int = Field(2, ge=0)
+    env: dict[str, str] = {}  # extra environment for trials (never secrets: use credentials)
+
+
+class TrialPolicy(_Spec):
+    """Retries and deadlines of single trials."""
+
+    max_attempts: int = Field(3, ge=1)  # launches of one trial when it gets LOST
+    # Deadline = budget in seconds x timeout_factor + startup_allowance_s. For an epoch budget
+    # one epoch counts as seconds_per_epoch (a generous worst case); timeout_s overrides it all.
+    timeout_factor: float = Field(2.0, ge=1)
+    startup_allowance_s: float = Field(120.0, ge=0)
+    seconds_per_epoch: float = Field(600.0, gt=0)
+    timeout_s: float | None = Field(None, gt=0)
+
+
+class CredentialsRef(_Spec):
+    """Store credentials by reference only: the controller's environment or a Kubernetes Secret."""
+
+    env: bool = False  # AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment
+    secret: str | None = None  # a Secret with those keys, for trial pods
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_name(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_name(v, "credentials.secret")
+        return v
+
+
+class StoreSpec(_Spec):
+    url: str = "file://./runs"  # file:///dir, a path, or s3://bucket/prefix
+    endpoint_url: str | None = None
+    region: str | None = None
+    credentials: CredentialsRef = CredentialsRef(env=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_inline_secrets(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for path, key in _walk_keys(data):
+                if key.lower() in _SECRET_KEYS:
+                    raise ValueError(
+                        f"{path}: inline credentials are not allowed; use "
+                        "`credentials: {env: true}` (AWS_* variables) or `{secret: NAME}`"
+                    )
+        return data
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        scheme = v.split("://", 1)[0] if "://" in v else ""
+        if scheme not in ("", "file", "s3"):
+            raise ValueError(f"{v!r}: use file:///dir, a path, or s3://bucket/prefix")
+        return v
+
+    def root_url(self) -> str:
+        """The URL as trainers see it: relative file paths made absolute."""
+        if self.url.startswith("s3://"):
+            return self.url.rstrip("/")
+        path = self.url.removeprefix("file://")
+        return Path(path).resolve().as_uri()
+
+
+def _walk_keys(data: Any, path: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            here = f"{path}.{key}" if path else str(key)
+            out.append((here, str(key)))
+            out.extend(_walk_keys(value, here))
+    return out
+
+
+class LocalOptions(_Spec):
+    """The local backend: trials as subprocesses of this machine."""
+
+    run_dir: str = "runs/.local"  # pid files, exit codes and logs, for adoption after a restart
+    # GPU ids to hand out one slot each (CUDA_VISIBLE_DEVICES); None = detect with nvidia-smi.
+    gpus: list[int] | None = None
+    cancel_grace_s: float = Field(10.0, ge=0)
+
+
+class BackendSpec(_Spec):
+    type: Literal["local", "kubernetes"] = "local"
+    local: LocalOptions = LocalOptions()
+    kubernetes: KubernetesOptions = KubernetesOptions()
+
+
+class SweepSpec(_Spec):
+    name: str
+    space: SpaceRef
+    budget: BudgetSpec
+    bohb: BohbKnobs = BohbKnobs()
+    stop: StopSpec = StopSpec()
+    parallelism: int = Field(1, ge=1)
+    poll_interval_s: float = Field(2.0, gt=0)
+    trainer: TrainerSpec = TrainerSpec()
+    trials: TrialPolicy = TrialPolicy()
+    store: StoreSpec = StoreSpec()
+    backend: BackendSpec = BackendSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v, "name")
+
+    def identity(self) -> dict[str, Any]:
+        """What must not change when a sweep resumes (the search itself)."""
+        return self.model_dump(mode="json", include={"name", "space", "budget", "bohb"})
+
+    def deadline_s(self, budget: float) -> float:
+        """Worst-case seconds of one trial attempt, enforced by the backend and the loop."""
+        policy = self.trials
+        if policy.timeout_s is not None:
+            return policy.timeout_s
+        seconds = budget if self.budget.unit == "seconds" else budget * policy.seconds_per_epoch
+        return math.ceil(seconds * policy.timeout_factor + policy.startup_allowance_s)
+
+
+def check_feasible(spec: SweepSpec) -> list[str]:
+    """Limits that no trial can meet: a sweep that would stop before its first trial."""
+    errors = []
+    stop = spec.stop
+    if not any(
+        (stop.max_iterations, stop.max_trials, stop.max_gpu_hours, stop.max_cost, stop.deadline)
+    ):
+        errors.append(
+            "stop: set at least one of max_iterations, max_trials, max_gpu_hours, max_cost or "
+            "deadline (BOHB alone never ends)"
+        )
+    from controller.cost import Caps, worst_case
+
+    smallest = worst_case(spec.deadline_s(spec.budget.min), spec.trainer.resources.gpus)
+    caps = Caps(stop.max_gpu_hours, stop.max_cost, stop.gpu_hour_price)
+    limit = caps.limit_s()
+    if limit is not None and smallest > limit:
+        errors.append(
+            f"stop.{caps.binding()}: even one trial at the smallest budget may use "
+            f"{smallest / 3600:.4g} device-hours (its deadline x devices), more than the cap "
+            f"allows ({limit / 3600:.4g}); raise the cap or lower trials.* deadlines"
+        )
+    return errors
+
+
+def _check_space(spec: SweepSpec) -> list[str]:
+    try:
+        spec.space.build()
+    except ImportError:
+        return []  # the BOHB core is not installed; `run` reports it
+    except (ValueError, KeyError) as exc:
+        return [f"space: {_one_line(exc)}"]
+    return []
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (check the spelling; see docs/sweep-spec.md)"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return lines
+
+
+def parse_sweep(text: str, source: str = "<sweep>") -> SweepSpec:
+    """Validate YAML text; raises SpecError listing every problem."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(source, [f"{where}malformed YAML ({problem})"]) from None
+    if not isinstance(data, dict):
+        raise SpecError(source, ["the file must be a YAML mapping (name:, space:, budget: ...)"])
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(source, format_errors(exc)) from None
+    errors = _check_space(spec) + check_feasible(spec)
+    if errors:
+        raise SpecError(source, errors)
+    return spec
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise SpecError(str(path), [f"cannot read the file ({exc.strerror or exc})"]) from None
+    return parse_sweep(text, str(path))
