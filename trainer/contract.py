@@ -22,6 +22,10 @@ EXIT_OK = 0  # a result.json was written (status ok or failed)
 EXIT_BAD_TRIAL = 2  # trial.json missing fields / invalid: retrying cannot help
 EXIT_INFRA = 75  # EX_TEMPFAIL: store unreachable, data missing... retry (resumes from checkpoint)
 
+# Finite numbers only: NaN or inf in a report is a bug that must name its field, not pass through.
+Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
 BudgetUnit = Literal["epochs", "seconds"]
 Dataset = Literal["cifar10", "fashion_mnist", "synthetic"]
 
@@ -65,7 +69,7 @@ class TrialSpec(_Strict):
     sweep: str
     trial_id: str
     config: dict[str, Any]
-    budget: Annotated[float, Field(gt=0)]
+    budget: Annotated[float, Field(gt=0, allow_inf_nan=False)]
     budget_unit: BudgetUnit = "epochs"
     dataset: Dataset = "fashion_mnist"
     data: DataSource = DataSource()
@@ -75,7 +79,7 @@ class TrialSpec(_Strict):
     store_region: str | None = None
     resume_checkpoint: str | None = None  # store key of a checkpoint to start from
     max_params: Annotated[int, Field(gt=0)] | None = None  # bigger models fail as a bad config
-    checkpoint_every_s: Annotated[float, Field(gt=0)] = 300.0
+    checkpoint_every_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True  # mixed precision where the device supports it (CUDA only)
     compile: bool = False  # torch.compile the model (GPU only)
@@ -101,23 +105,25 @@ class TrialInfo(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    val_accuracy: float | None = None
-    test_accuracy: float | None = None  # recorded for reports, never used by BOHB
-    test_error: float | None = None
-    params: int | None = None
-    epochs: float | None = None  # epochs run (fractional for a seconds budget)
-    steps: int | None = None
-    train_seconds: float | None = None  # pure training-step time (the paper's budget unit)
-    wall_seconds: float | None = None
+    val_accuracy: Fraction | None = None
+    test_accuracy: Fraction | None = None  # recorded for reports, never used by BOHB
+    test_error: Fraction | None = None
+    params: Annotated[int, Field(ge=0)] | None = None
+    epochs: NonNegative | None = None  # epochs run (fractional for a seconds budget)
+    steps: Annotated[int, Field(ge=0)] | None = None
+    train_seconds: NonNegative | None = None  # pure training-step time (the paper's budget unit)
+    wall_seconds: NonNegative | None = None
     device: str | None = None
-    images_per_second: float | None = None
-    resumed: int = 0  # how often this trial resumed from a checkpoint
+    images_per_second: NonNegative | None = None
+    resumed: Annotated[int, Field(ge=0)] = 0  # how often this trial resumed from a checkpoint
 
 
 class TrialResult(_Strict):
     trial_id: str
     status: Literal["ok", "failed"]
-    loss: float | None = None  # validation error in [0, 1]; None when failed
+    # Validation error in [0, 1]; None when failed. NaN/inf are refused here with the field's name
+    # (allow_inf_nan=False) so a diverged run can never be reported as ok.
+    loss: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] | None = None
     info: TrialInfo = TrialInfo()
     error: str | None = None  # why it failed
     started_at: datetime | None = None
