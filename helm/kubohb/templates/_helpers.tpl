@@ -1,0 +1,128 @@
+{{/* Names and labels are derived here only; templates never paste them together themselves. */}}
+
+{{- define "kubohb.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* <release>-<chart>, trimmed to 52 characters so that suffixes (-controller, -store,
+-trial, -test) keep object names within 63. */}}
+{{- define "kubohb.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "kubohb.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "kubohb.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubohb.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kubohb.labels" -}}
+helm.sh/chart: {{ include "kubohb.chart" . }}
+{{ include "kubohb.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kubohb
+kubohb.io/sweep: {{ .Values.sweep.name | quote }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "kubohb.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "kubohb.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name: set the name of an existing ServiceAccount when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "kubohb.trialServiceAccountName" -}}
+{{- if .Values.trialServiceAccount.create }}
+{{- default (printf "%s-trial" (include "kubohb.fullname" .)) .Values.trialServiceAccount.name }}
+{{- else }}
+{{- .Values.trialServiceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or "" when pods use the platform's
+identity. */}}
+{{- define "kubohb.storeSecretName" -}}
+{{- if .Values.store.existingSecret }}
+{{- .Values.store.existingSecret }}
+{{- else if and .Values.store.credentials.accessKeyId .Values.store.credentials.secretAccessKey }}
+{{- printf "%s-store" (include "kubohb.fullname" .) }}
+{{- end }}
+{{- end }}
+
+{{- define "kubohb.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The sweep spec of the ConfigMap: the user's `sweep` plus the store and the Kubernetes backend
+derived from the chart's values. Values the chart must own (namespace, credentials Secret) win
+over anything given in `kubernetes`. */}}
+{{- define "kubohb.sweepSpec" -}}
+{{- range $field := list "store" "backend" }}
+{{- if hasKey $.Values.sweep $field }}
+{{- fail (printf "sweep.%s: set by the chart; use the chart's `store` values (url, endpointUrl, region, existingSecret) and `kubernetes` (backend options) instead" $field) }}
+{{- end }}
+{{- end }}
+{{- range $field := list "namespace" "credentials_secret" }}
+{{- if hasKey (default dict $.Values.kubernetes) $field }}
+{{- fail (printf "kubernetes.%s: set by the chart (the release namespace and the store Secret); remove it" $field) }}
+{{- end }}
+{{- end }}
+{{- $secret := include "kubohb.storeSecretName" . }}
+{{- $store := dict "url" (required "store.url: set the store root URL, e.g. s3://bucket/prefix" .Values.store.url) }}
+{{- with .Values.store.endpointUrl }}{{- $_ := set $store "endpoint_url" . }}{{- end }}
+{{- with .Values.store.region }}{{- $_ := set $store "region" . }}{{- end }}
+{{- if $secret }}
+{{- $_ := set $store "credentials" (dict "env" true "secret" $secret) }}
+{{- else }}
+{{- $_ := set $store "credentials" (dict "env" false) }}
+{{- end }}
+{{- $defaults := dict }}
+{{- with include "kubohb.trialServiceAccountName" . }}{{- $_ := set $defaults "service_account_name" . }}{{- end }}
+{{- with .Values.imagePullSecrets }}{{- $_ := set $defaults "image_pull_secrets" . }}{{- end }}
+{{- $owned := dict "namespace" .Release.Namespace }}
+{{- if $secret }}{{- $_ := set $owned "credentials_secret" $secret }}{{- end }}
+{{- $k8s := mergeOverwrite $defaults (deepCopy (default dict .Values.kubernetes)) $owned }}
+{{- $spec := deepCopy .Values.sweep }}
+{{- $_ := set $spec "store" $store }}
+{{- $_ := set $spec "backend" (dict "type" "kubernetes" "kubernetes" $k8s) }}
+{{- toYaml $spec }}
+{{- end }}
+
+{{/* Pod and container security contexts: the "restricted" Pod Security Standard. */}}
+{{- define "kubohb.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "kubohb.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+{{- end }}
