@@ -58,6 +58,7 @@ class S3Options(BaseModel):
     read_timeout_s: float = Field(60.0, gt=0)
     unreachable_retry_s: float = Field(30.0, ge=0)  # extra time to wait for a down endpoint
     multipart_threshold_mb: int = Field(64, ge=5)  # put_file above this uses multipart upload
+    list_page_size: int = Field(1000, ge=1, le=1000)  # keys per ListObjectsV2 page
 
     @classmethod
     def from_env(cls) -> S3Options:
@@ -183,6 +184,8 @@ class S3Store(Store):
             if status == 404:
                 return False
             raise self._client_error("HeadBucket", url, exc) from exc
+        except BotoCoreError:
+            return True  # cannot tell: report the object as missing, as the server said
         self._bucket_checked = True
         return True
 
@@ -223,7 +226,9 @@ class S3Store(Store):
         def scan() -> dict[str, int]:
             sizes: dict[str, int] = {}
             pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=s3_prefix
+                Bucket=self.bucket,
+                Prefix=s3_prefix,
+                PaginationConfig={"PageSize": self.options.list_page_size},
             )
             for page in pages:
                 for obj in page.get("Contents", []):

@@ -177,3 +177,19 @@ def test_bad_urls_and_options_are_refused(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("KUBOHB_STORE_MAX_ATTEMPTS", "0")
     with pytest.raises(ValidationError, match="max_attempts"):
         S3Options.from_env()
+
+
+def test_list_follows_pagination(s3_server: S3Endpoint, monkeypatch) -> None:
+    for var, value in s3_server.env().items():
+        monkeypatch.setenv(var, value)
+    bucket = s3_server.new_bucket()
+    keys = [f"sw/trials/t{i:02d}/result.json" for i in range(7)]
+    with fault_proxy(s3_server.endpoint_url, fail_first=0) as proxy:
+        options = FAST.model_copy(update={"list_page_size": 2})
+        store = _store(proxy.endpoint_url, f"s3://{bucket}/root", options)
+        for key in keys:
+            store.put(key, b"{}")
+        before = proxy.requests
+        assert store.list("sw/trials") == keys
+        assert proxy.requests - before == 4  # 7 keys, 2 per page
+        assert store.list_sizes("sw") == dict.fromkeys(keys, 2)
