@@ -167,17 +167,15 @@ def default_cache_dir(source: DataSource) -> Path:
 
 
 def fetch_prefix(url: str, cache: Path, endpoint_url: str | None, region: str | None) -> Path:
-    """Download every object under an s3:// (or file://) prefix once into the cache."""
+    """Download every object under an s3:// prefix once per pod into the cache."""
     target = cache / "s3" / hashlib.sha256(url.encode()).hexdigest()[:16]
     marker = target / ".complete"
     if marker.is_file():
         return target
     store = open_store(url, endpoint_url=endpoint_url, region=region)
-    keys = store.list("")
-    if not keys:
+    target.mkdir(parents=True, exist_ok=True)
+    if store.download_prefix("", target) == 0 and not any(target.iterdir()):
         raise DataMissingError(f"{url}: no objects under this prefix; upload the data set there")
-    for key in keys:
-        store.get_file(key, target / key)
     marker.touch()
     return target
 

@@ -149,7 +149,9 @@ def describe(cfg: TrainConfig, in_channels: int = 3, num_classes: int = 10) -> d
     ]
     return {
         "params": count_params(model),
-        "depth": sum(2 * n + 2 for n in cfg.blocks()),
+        # conventional ResNet depth: 2 convs per block, the stem and the classifier (26 for
+        # Shake-Shake 26); the authors' printout, sum(2 n_i + 2), counts 4 more
+        "depth": 2 * sum(cfg.blocks()) + 2,
         "initial_filters": cfg.initial_filters,
         "in_channels": in_channels,
         "num_classes": num_classes,
