@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from controller import kde
 from controller.space import SearchSpace
@@ -41,6 +41,16 @@ class ModelKnobs:
     bandwidth_factor: float
     min_bandwidth: float
     faithful_kde: bool = False
+
+
+def truncated_normal(rng: np.random.Generator, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Normal(mean, sd) truncated to [0, 1], by inverting the CDF (what scipy's truncnorm.rvs does
+    for such intervals, at a tenth of its per-call overhead). The interval always holds the mean,
+    so its probability mass is large and the inversion is well conditioned."""
+    lo = special.ndtr(-mean / sd)
+    hi = special.ndtr((1.0 - mean) / sd)
+    u = lo + rng.random(mean.shape) * (hi - lo)
+    return np.clip(mean + sd * special.ndtri(u), 0.0, 1.0)
 
 
 class _Observations:
@@ -148,9 +158,7 @@ class ConfigGenerator:
         if (~cat).any():
             m = means[:, ~cat]
             sd = np.broadcast_to(k.bandwidth_factor * bw[~cat], m.shape)
-            cand[:, ~cat] = stats.truncnorm.rvs(
-                -m / sd, (1 - m) / sd, loc=m, scale=sd, random_state=rng
-            )
+            cand[:, ~cat] = truncated_normal(rng, m, sd)
         if cat.any():
             keep = rng.random((k.num_samples, int(cat.sum()))) < (1 - bw[cat])
             uniform = np.floor(rng.random(keep.shape) * self.n_choices[cat])
