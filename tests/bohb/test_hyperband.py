@@ -73,5 +73,5 @@ def test_single_budget() -> None:
 
 @pytest.mark.parametrize(("lo", "hi", "eta"), [(0, 1, 3), (2, 1, 3), (1, 9, 1)])
 def test_invalid_schedules_are_rejected(lo: float, hi: float, eta: float) -> None:
-    with pytest.raises(ValueError, match="budget|eta"):
+    with pytest.raises(ValueError, match=r"budget|eta"):
         Schedule(lo, hi, eta)

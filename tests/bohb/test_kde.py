@@ -14,9 +14,7 @@ GOLDEN = json.loads((Path(__file__).parents[1] / "data" / "kde_golden.json").rea
 
 
 def _n_choices(var_type: str, data: np.ndarray) -> np.ndarray:
-    return np.array(
-        [0 if t == "c" else int(data[:, j].max()) + 1 for j, t in enumerate(var_type)]
-    )
+    return np.array([0 if t == "c" else int(data[:, j].max()) + 1 for j, t in enumerate(var_type)])
 
 
 @pytest.mark.parametrize("case", GOLDEN, ids=[c["var_type"] for c in GOLDEN])
