@@ -97,7 +97,8 @@ def test_encoding_matches_configspace_examples() -> None:
     # Values printed by ConfigSpace 0.6.1 (Configuration(...).get_array()) for log-int [1, 16].
     edges = [space.encode({"blocks": b, "branches": 5, "act": "relu", "lr": 1})[1] for b in (1, 16)]
     np.testing.assert_allclose(edges, [0.19823531, 0.99119944], atol=1e-8)
-    assert space.decode(vec) == {"act": "elu", "blocks": 4, "branches": 1, "lr": 10**-1.5}
+    expected = {"act": "elu", "blocks": 4, "branches": 1, "lr": pytest.approx(10**-1.5)}
+    assert space.decode(vec) == expected
 
 
 def test_order_is_depth_then_python_name_order() -> None:
@@ -176,7 +177,9 @@ def test_samples_are_valid_and_round_trip(space: SearchSpace, seed: int) -> None
     for _ in range(5):
         config = space.sample(rng)
         assert space.validate_config(config) == config
-        assert space.decode(space.encode(config)) == config
+        again = space.decode(space.encode(config))
+        assert again == {k: pytest.approx(v, rel=1e-12) for k, v in config.items()}
+        assert [type(v) for v in again.values()] == [type(v) for v in config.values()]
         vec = space.encode(config)
         finite = vec[~np.isnan(vec)]
         assert np.all((finite >= 0) & (finite <= np.maximum(space.n_choices.max(), 1)))
