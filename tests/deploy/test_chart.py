@@ -1,0 +1,301 @@
+"""The Helm chart renders, validates strictly against the newest Kubernetes schema that
+kubernetes-validate ships, grants only the listed permissions, and carries a valid sweep spec."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.k8s.names import sweep_selector
+from controller.sweep import parse_sweep
+from tests.deploy.conftest import CHART, GPU_SPOT_VALUES, NAMESPACE, Render, one, run_helm, template
+from tests.deploy.pod_security import restricted_violations
+
+CREATED_SECRET = [
+    "--set", "store.credentials.accessKeyId=AKIDEXAMPLE",
+    "--set", "store.credentials.secretAccessKey=wJalrXUtnFEMI-example-secret",
+]  # fmt: skip
+VALUE_SETS = {
+    "default": [],
+    "gpu-spot": ["--values", str(GPU_SPOT_VALUES)],
+    "created-secret": CREATED_SECRET,
+}
+VALUE_IDS = list(VALUE_SETS)
+
+# The Role, exactly: (apiGroup, resource, verb).
+EXPECTED_GRANTS = {
+    *{("batch", "jobs", v) for v in ("create", "get", "list", "watch", "delete")},
+    *{("", "pods", v) for v in ("get", "list", "watch")},
+    *{("", "pods/log", v) for v in ("get", "list", "watch")},
+    ("", "events", "create"),
+}
+STANDARD_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/component",
+    "helm.sh/chart",
+)
+
+
+def newest_kubernetes() -> str:
+    from kubernetes_validate.utils import latest_version
+
+    return str(latest_version())
+
+
+@pytest.mark.parametrize("name", VALUE_IDS)
+def test_helm_lint_strict(helm: str, name: str) -> None:
+    proc = run_helm(
+        helm, "lint", "--strict", str(CHART), "--namespace", NAMESPACE, *VALUE_SETS[name]
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 chart(s) failed" in proc.stdout
+
+
+@pytest.mark.parametrize("name", VALUE_IDS)
+def test_rendered_objects_validate_strictly(helm: str, name: str) -> None:
+    manifest = template(helm, *VALUE_SETS[name])
+    version = newest_kubernetes()
+    proc = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", version, "-"],
+        input=manifest, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(manifest) if doc}
+    passed = proc.stdout.count(" passed for resource ")
+    assert passed == len([d for d in yaml.safe_load_all(manifest) if d]), proc.stdout
+    assert {"Job", "Role", "RoleBinding", "ServiceAccount", "ConfigMap", "Pod"} <= kinds
+
+
+def test_validator_is_strict() -> None:
+    """The check above can fail: an unknown field is rejected."""
+    bad = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: x}\nspec: {bogus: 1, template: {}}\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "kubernetes_validate", "--strict", "-k", newest_kubernetes(), "-"],
+        input=bad, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "bogus" in proc.stdout + proc.stderr
+
+
+def _grants(role: dict[str, Any]) -> set[tuple[str, str, str]]:
+    grants = set()
+    for rule in role["rules"]:
+        assert set(rule) == {"apiGroups", "resources", "verbs"}, f"unexpected rule keys: {rule}"
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    grants.add((group, resource, verb))
+    return grants
+
+
+@pytest.mark.parametrize("name", VALUE_IDS)
+def test_role_grants_exactly_the_listed_permissions(render: Render, name: str) -> None:
+    objects = render(*VALUE_SETS[name])
+    kinds = [o["kind"] for o in objects]
+    assert "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds
+    role = one(objects, "Role")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert _grants(role) == EXPECTED_GRANTS
+    binding = one(objects, "RoleBinding")
+    account = one(objects, "ServiceAccount", "controller")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": NAMESPACE}
+    ]
+    job = one(objects, "Job", "controller")
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
+
+
+@pytest.mark.parametrize("name", VALUE_IDS)
+def test_configmap_holds_a_valid_sweep_spec(render: Render, name: str) -> None:
+    objects = render(*VALUE_SETS[name])
+    text = one(objects, "ConfigMap")["data"]["sweep.yaml"]
+    spec = parse_sweep(text, f"ConfigMap sweep.yaml ({name})")
+    assert spec.backend.type == "kubernetes"
+    assert spec.backend.kubernetes.namespace == NAMESPACE
+    trial_account = one(objects, "ServiceAccount", "trial")
+    assert spec.backend.kubernetes.service_account_name == trial_account["metadata"]["name"]
+    assert trial_account["automountServiceAccountToken"] is False
+
+
+def test_kubohb_validate_accepts_the_rendered_spec(render: Render, tmp_path: Any) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(
+        one(render("--values", str(GPU_SPOT_VALUES)), "ConfigMap")["data"]["sweep.yaml"]
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", "from controller.cli import main; main()", "validate", str(path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_gpu_spot_values_reach_the_backend_options(render: Render) -> None:
+    spec = parse_sweep(
+        one(render("--values", str(GPU_SPOT_VALUES)), "ConfigMap")["data"]["sweep.yaml"]
+    )
+    k8s = spec.backend.kubernetes
+    assert k8s.node_selector == {
+        "karpenter.sh/capacity-type": "spot",
+        "nvidia.com/gpu.product": "NVIDIA-L4",
+    }
+    assert k8s.kueue_queue == "gpu-spot"
+    assert k8s.image_pull_secrets == ["registry-example"]
+    top = {r.rung: r for r in k8s.rungs}[3]
+    assert top.node_selector is not None
+    assert top.node_selector["karpenter.sh/capacity-type"] == "on-demand"
+    assert top.kueue_queue == "gpu-on-demand"
+
+
+def _env_from(pod_spec: dict[str, Any]) -> list[str]:
+    return [e["secretRef"]["name"] for e in pod_spec["containers"][0].get("envFrom", [])]
+
+
+def test_created_secret_is_wired_to_controller_trials_and_test(render: Render) -> None:
+    objects = render(*CREATED_SECRET)
+    secret = one(objects, "Secret")
+    name = secret["metadata"]["name"]
+    assert set(secret["stringData"]) == {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    cm_text = one(objects, "ConfigMap")["data"]["sweep.yaml"]
+    assert "wJalrXUtnFEMI" not in cm_text and "AKIDEXAMPLE" not in cm_text
+    spec = parse_sweep(cm_text)
+    assert spec.backend.kubernetes.credentials_secret == name
+    assert spec.store.credentials.secret == name and spec.store.credentials.env
+    assert _env_from(one(objects, "Job", "controller")["spec"]["template"]["spec"]) == [name]
+    assert _env_from(one(objects, "Pod", "test")["spec"]) == [name]
+
+
+def test_existing_secret_is_used_by_name_and_not_created(render: Render) -> None:
+    objects = render("--values", str(GPU_SPOT_VALUES))
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    spec = parse_sweep(one(objects, "ConfigMap")["data"]["sweep.yaml"])
+    assert spec.backend.kubernetes.credentials_secret == "kubohb-store"
+    assert _env_from(one(objects, "Job", "controller")["spec"]["template"]["spec"]) == [
+        "kubohb-store"
+    ]
+
+
+def test_without_credentials_pods_use_the_platform_identity(render: Render) -> None:
+    objects = render()
+    assert not [o for o in objects if o["kind"] == "Secret"]
+    spec = parse_sweep(one(objects, "ConfigMap")["data"]["sweep.yaml"])
+    assert spec.backend.kubernetes.credentials_secret is None
+    assert not spec.store.credentials.env
+    assert _env_from(one(objects, "Job", "controller")["spec"]["template"]["spec"]) == []
+
+
+def test_controller_job_runs_the_sweep_and_knows_its_pod(render: Render) -> None:
+    job = one(render(), "Job", "controller")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] in ("OnFailure", "Never")
+    assert job["spec"]["backoffLimit"] >= 1
+    container = pod["containers"][0]
+    assert [*container["command"], *container["args"]] == [
+        "kubohb", "run", "/etc/kubohb/sweep.yaml", "--no-progress",
+    ]  # fmt: skip
+    env = {e["name"]: e for e in container["env"]}
+    assert env["KUBOHB_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["KUBOHB_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/etc/kubohb"]]["configMap"]["items"] == [
+        {"key": "sweep.yaml", "path": "sweep.yaml"}
+    ]
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_controller_job_is_not_adopted_as_a_trial(render: Render) -> None:
+    """The backend adopts Jobs matching its sweep selector after a restart: never its own Job."""
+    labels = one(render(), "Job", "controller")["metadata"]["labels"]
+    selector = dict(part.split("=", 1) for part in sweep_selector("demo").split(","))
+    assert any(labels.get(k) != v for k, v in selector.items())
+
+
+@pytest.mark.parametrize("name", VALUE_IDS)
+def test_pods_pass_the_restricted_pod_security_standard(render: Render, name: str) -> None:
+    objects = render(*VALUE_SETS[name])
+    pods = {
+        "controller": one(objects, "Job", "controller")["spec"]["template"]["spec"],
+        "helm test": one(objects, "Pod", "test")["spec"],
+    }
+    for what, spec in pods.items():
+        assert restricted_violations(spec) == [], what
+        for container in spec["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert spec["securityContext"]["runAsUser"] == 10001
+
+
+def test_pod_security_check_reports_violations() -> None:
+    """The check above can fail: a root, privileged pod with a hostPath breaks several rules."""
+    pod = {
+        "hostNetwork": True,
+        "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+        "containers": [{"name": "c", "securityContext": {"privileged": True, "runAsUser": 0}}],
+    }
+    problems = restricted_violations(pod)
+    for needle in ("hostNetwork", "hostPath", "privileged", "runAsNonRoot", "runAsUser", "seccomp"):
+        assert any(needle in p for p in problems), (needle, problems)
+
+
+@pytest.mark.parametrize("name", VALUE_IDS)
+def test_every_object_carries_the_standard_labels(render: Render, name: str) -> None:
+    objects = render(*VALUE_SETS[name])
+    sweep = parse_sweep(one(objects, "ConfigMap")["data"]["sweep.yaml"]).name
+    for obj in objects:
+        labels = obj["metadata"]["labels"]
+        missing = [k for k in STANDARD_LABELS if k not in labels]
+        assert missing == [], f"{obj['kind']} {obj['metadata']['name']}: missing {missing}"
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        assert labels["kubohb.io/sweep"] == sweep
+
+
+def test_helm_test_pod_is_a_test_hook(render: Render) -> None:
+    pod = one(render(), "Pod", "test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["containers"][0]["command"][:2] == ["python", "/etc/kubohb/helm-test.py"]
+    assert "helm-test.py" in one(render(), "ConfigMap")["data"]
+    assert not [o for o in render("--set", "tests.enabled=false") if o["kind"] == "Pod"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "sweep.name=Bad_Name"], "/sweep/name"),
+        (["--set", "sweep.store.url=s3://x/y"], "sweep.store: set by the chart"),
+        (["--set", "kubernetes.namespace=other"], "kubernetes.namespace: set by the chart"),
+        (["--set", "store.credentials.accessKeyId=only-one"], "set both accessKeyId and"),
+        (["--set", "store.url=gs://bucket"], "/store/url"),
+        (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+        (["--set", "unknownKey=1"], "unknownKey"),
+    ],
+)
+def test_bad_values_are_rejected_with_the_field_named(
+    helm: str, args: list[str], message: str
+) -> None:
+    proc = run_helm(helm, "template", "demo", str(CHART), *args)
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
+
+
+def test_notes_say_how_to_follow_the_sweep(helm: str) -> None:
+    proc = run_helm(
+        helm, "install", "demo", str(CHART), "--namespace", NAMESPACE, "--dry-run=client",
+        "--set", "store.endpointUrl=http://minio.storage:9000",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    notes = proc.stdout.split("NOTES:", 1)[1]
+    assert "kubectl logs -f -n sweeps job/demo-kubohb-controller" in notes
+    assert (
+        "kubohb status s3://my-bucket/kubohb/demo --endpoint-url http://minio.storage:9000" in notes
+    )
+    assert "helm test demo" in notes
