@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -78,6 +80,27 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.strip("/")
 
 
+_LOADER_LOCK = threading.Lock()
+_loader: Any = None
+
+
+def _new_client(endpoint_url: str | None, region: str | None, config: Config) -> Any:
+    """An S3 client from a fresh session (credentials are read now, from the env or a profile).
+
+    The botocore data loader is shared: loading the S3 service model again for every store costs
+    ~0.5 s, and ``open_url`` opens a store per object URL.
+    """
+    global _loader
+    with _LOADER_LOCK:
+        core = botocore.session.get_session()
+        if _loader is None:
+            _loader = core.get_component("data_loader")
+        core.register_component("data_loader", _loader)
+        return boto3.session.Session(botocore_session=core).client(
+            "s3", endpoint_url=endpoint_url, region_name=region, config=config
+        )
+
+
 class S3Store(Store):
     """Objects under ``s3://bucket/prefix``; ``put`` is one PutObject, hence atomic."""
 
@@ -102,9 +125,7 @@ class S3Store(Store):
             # Custom endpoints (MinIO, SeaweedFS...) rarely have wildcard DNS for bucket hosts.
             s3={"addressing_style": "path" if self.endpoint_url else "auto"},
         )
-        self._client = boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint_url, region_name=self.region, config=config
-        )
+        self._client = _new_client(self.endpoint_url, self.region, config)
         self._bucket_checked = False
 
     def __repr__(self) -> str:

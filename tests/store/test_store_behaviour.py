@@ -84,7 +84,7 @@ def test_file_store_never_writes_outside_its_root(file_store: Store, tmp_path: P
 
 
 @settings(
-    max_examples=15,
+    max_examples=10,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
