@@ -28,6 +28,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from pydantic import ValidationError
 
 from controller.backend import Backend, Launch, Resources, TrialState
 from controller.k8s.client import (
@@ -231,6 +232,12 @@ class KubernetesBackend(Backend):
             except ApiException as exc:
                 if exc.status != 409:
                     raise self._api_error("create", name, exc) from exc
+            except ValidationError as exc:  # the client checks bodies against its models
+                raise KubernetesBackendError(
+                    f"Job {self.namespace}/{name}: the Job body is invalid ({exc.error_count()} "
+                    f"errors, first: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}); "
+                    "check backend.kubernetes options (tolerations, affinity...)"
+                ) from exc
             # 409: already there. Ours, still running: idempotent. Being deleted: wait, retry.
             try:
                 existing = read_json(

@@ -120,6 +120,7 @@ class ObjectStore:
         self.conflicts: Counter[Key] = Counter()  # 409s per object
         self.deletes: list[tuple[Key, str]] = []  # (object, propagationPolicy)
         self.closing = False
+        self.force_gone = 0  # fault injection: answer this many next watches with 410 Gone
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     # -- change notification --------------------------------------------------------------------
@@ -270,6 +271,9 @@ class ObjectStore:
         """Events after `rv` for a watch; raises Gone when `rv` was compacted away."""
         checks = parse_selector(selector)
         with self.cond:
+            if self.force_gone > 0:
+                self.force_gone -= 1
+                raise GoneError(rv, self.rv)
             if rv < self.compacted_rv:
                 raise GoneError(rv, self.compacted_rv)
             start = max(0, rv + 1 - self.log[0][0]) if self.log else 0

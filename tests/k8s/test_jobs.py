@@ -189,7 +189,11 @@ def test_job_bodies_pass_kubernetes_validate_strict_cli(tmp_path: Path) -> None:
         job(KubernetesOptions(), deadline_s=3.5),
         job(SPOT_GPU, rung=0, deadline_s=7200.0),
         job(SPOT_GPU, rung=3),
-        job(KubernetesOptions(scratch_size_limit=None, shm_size_limit=None, ttl_seconds_after_finished=None)),
+        job(
+            KubernetesOptions(
+                scratch_size_limit=None, shm_size_limit=None, ttl_seconds_after_finished=None
+            )
+        ),
     ]
     path = tmp_path / "jobs.yaml"
     path.write_text(yaml.safe_dump_all(bodies))
