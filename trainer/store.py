@@ -80,6 +80,7 @@ class Store(ABC):
         """
         base = prefix.strip("/")
         local = Path(local_dir)
+        local.mkdir(parents=True, exist_ok=True)
         downloaded = 0
         for key, size in self.list_sizes(base).items():
             rel = key[len(base) + 1 :] if base else key

@@ -155,6 +155,8 @@ def test_download_prefix_caches_by_size(store: Store, tmp_path: Path) -> None:
     (local / "batch_1").write_bytes(b"truncated")
     assert store.download_prefix("data/cifar", local) == 1  # a size mismatch is fetched again
     assert (local / "batch_1").read_bytes() == files["data/cifar/batch_1"]
+    assert store.download_prefix("data/none", tmp_path / "empty") == 0
+    assert (tmp_path / "empty").is_dir()  # an empty prefix still gives the caller its folder
 
 
 def test_open_url_gives_the_store_and_key(store: Store) -> None:
