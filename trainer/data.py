@@ -29,7 +29,7 @@ from trainer.contract import DataSource
 from trainer.store import open_store
 
 SPLIT_SEED = 0  # the authors' manual_seed: every trial of every config sees the same split
-SYNTHETIC_TRAIN, SYNTHETIC_TEST = 4000, 500
+SYNTHETIC_TRAIN, SYNTHETIC_TEST = 4000, 250
 
 # per-channel mean/std of the training images, in [0, 255]
 CIFAR_MEAN, CIFAR_STD = (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)

@@ -79,11 +79,12 @@ def run_trial(url: str) -> int:
     env_region = os.environ.get("KUBOHB_STORE_REGION")
     try:
         src, key = open_url(url, endpoint_url=env_endpoint, region=env_region)
-        raw = src.get_json(key)
+        body = src.get(key)
     except StoreError as exc:
         log("trial_unreadable", url=url, error=str(exc))
         return EXIT_INFRA
     try:
+        raw = json.loads(body)
         spec = TrialSpec.model_validate(raw)
         cfg = parse_config(spec.config)
     except ValueError as exc:  # pydantic's ValidationError names every bad field
@@ -123,6 +124,7 @@ class TrialRun:
         self.wall_before = 0.0  # wall seconds of earlier (interrupted) runs
         self.resumed = 0
         self.params: int | None = None
+        self.trainer: Trainer | None = None
         self.device_name = "cpu"
         self.fingerprint = {
             "config": cfg.model_dump(),
@@ -139,9 +141,9 @@ class TrialRun:
 
     def run(self, data: Any) -> None:
         try:
-            trainer = self._build(data)
-            self._resume(trainer)
-            self._train(trainer)
+            self.trainer = self._build(data)
+            self._resume(self.trainer)
+            self._train(self.trainer)
         except (NonFiniteLossError, ModelError, ConfigCannotTrainError) as exc:
             self._fail(str(exc))
         except Exception as exc:
@@ -291,7 +293,7 @@ class TrialRun:
 
     def _fail(self, reason: str) -> None:
         self.log("config_failed", error=reason)
-        info = TrialInfo(**self._info(None))
+        info = TrialInfo(**self._info(self.trainer))
         self._finish(
             TrialResult(trial_id=self.spec.trial_id, status="failed", error=reason, info=info)
         )
