@@ -15,7 +15,7 @@ from trainer.contract import EXIT_BAD_TRIAL
 # Exit codes reported for Jobs that failed without a container exit code of their own.
 EXIT_DEADLINE = 124  # as timeout(1): activeDeadlineSeconds passed
 EXIT_FAILED = 1  # backoff limit exceeded, exit code unknown
-EXIT_CANCELLED = -15  # as a SIGTERM-ed local process
+EXIT_CANCELLED = 143  # 128 + SIGTERM, as the local backend reports a cancelled trial
 
 # Container waiting reasons that will not fix themselves: after pending_timeout_s the trial is lost.
 STUCK_WAITING = frozenset(
