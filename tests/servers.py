@@ -15,9 +15,11 @@ needs to reach it.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -194,6 +196,15 @@ def _tail(log: Path, lines: int = 20) -> str:
         return ""
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when pytest dies, even by SIGKILL (Linux only)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -231,6 +242,7 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3End
                 stdin=subprocess.DEVNULL,
                 cwd=base,
                 start_new_session=True,  # Ctrl-C in pytest must not kill it before teardown
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
         why = _wait_s3_ready(endpoint, proc) or ""
         if not why:

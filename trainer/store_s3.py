@@ -72,6 +72,14 @@ class S3Options(BaseModel):
         return cls.model_validate(values)
 
 
+def _env_endpoint() -> str | None:
+    """KUBOHB_STORE_ENDPOINT, else boto3's own AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL."""
+    for var in (ENV_ENDPOINT, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+        if os.environ.get(var):
+            return os.environ[var]
+    return None
+
+
 def parse_s3_url(url: str) -> tuple[str, str]:
     """(bucket, key prefix without slashes at either end) of ``s3://bucket/prefix``."""
     parsed = urlparse(url)
@@ -114,7 +122,7 @@ class S3Store(Store):
     ) -> None:
         self.bucket, self.prefix = parse_s3_url(url)
         self.root = f"s3://{self.bucket}" + (f"/{self.prefix}" if self.prefix else "")
-        self.endpoint_url = endpoint_url or os.environ.get(ENV_ENDPOINT) or None
+        self.endpoint_url = endpoint_url or _env_endpoint()
         self.region = region or os.environ.get(ENV_REGION) or None
         self.options = options or S3Options.from_env()
         config = Config(
