@@ -40,11 +40,14 @@ def check_store(spec_path: str) -> list[str]:
     return []
 
 
-def check_rbac(namespace: str) -> list[str]:
+def check_rbac(namespace: str, api: object = None) -> list[str]:
+    """One SelfSubjectAccessReview per ACCESS row; `api` is a kubernetes ApiClient (in-cluster
+    configuration when None)."""
     from kubernetes import client, config
 
-    config.load_incluster_config()
-    auth = client.AuthorizationV1Api()
+    if api is None:
+        config.load_incluster_config()
+    auth = client.AuthorizationV1Api(api)
     failures = []
     for group, resource, sub, verb, expected in ACCESS:
         attrs = client.V1ResourceAttributes(
@@ -62,8 +65,12 @@ def check_rbac(namespace: str) -> list[str]:
         else:
             print(f"ok rbac {name}: {'allowed' if expected else 'denied'}")
     # The call the backend makes first after a restart (adoption).
-    client.BatchV1Api().list_namespaced_job(namespace, label_selector="kubohb.io/sweep", limit=1)
-    print("ok rbac list jobs")
+    try:
+        batch = client.BatchV1Api(api)
+        batch.list_namespaced_job(namespace, label_selector="kubohb.io/sweep", limit=1)
+        print("ok rbac list jobs")
+    except client.exceptions.ApiException as exc:
+        failures.append(f"rbac: list jobs in {namespace}: HTTP {exc.status} {exc.reason}")
     return failures
 
 
