@@ -30,4 +30,26 @@ def _kubernetes(spec: SweepSpec) -> Backend:
     """The one place that knows the Kubernetes backend's constructor."""
     from controller.k8s.backend import KubernetesBackend  # kubernetes client: only when used
 
-    return KubernetesBackend(spec, spec.store.root_url(), spec.backend.kubernetes)  # type: ignore[call-arg]
+    options = spec.backend.kubernetes
+    secret = spec.store.credentials.secret
+    if secret and not options.credentials_secret:  # `store.credentials.secret` feeds the pods
+        options = options.model_copy(update={"credentials_secret": secret})
+    return KubernetesBackend(
+        sweep=spec.name,
+        store_root=spec.store.root_url(),
+        options=options,
+        image=spec.trainer.image or "",
+        command=spec.trainer.command,
+        resources=spec.trainer.resources,
+        env=trial_env(spec),
+    )
+
+
+def trial_env(spec: SweepSpec) -> dict[str, str]:
+    """Trial environment besides KUBOHB_TRIAL: the store endpoint and trainer.env."""
+    env = dict(spec.trainer.env)
+    if spec.store.endpoint_url:
+        env["KUBOHB_STORE_ENDPOINT"] = spec.store.endpoint_url
+    if spec.store.region:
+        env["KUBOHB_STORE_REGION"] = spec.store.region
+    return env

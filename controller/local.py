@@ -21,23 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from controller.backend import Backend, Launch, TrialState
-from controller.local_wrap import FILE_EXIT
+from controller.local_wrap import EXIT_CANCELLED, FILE_EXIT, FILE_TRAINER, process_start_time
 from trainer.contract import FILE_LOG, trial_prefix
 from trainer.store import _atomic_write
 
 FILE_PROC = "proc.json"
-
-
-def process_start_time(pid: int) -> int | None:
-    """Start time of a live (non-zombie) process in clock ticks since boot, from /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):  # exited, waiting to be reaped
-        return None
-    return int(fields[19])  # field 22 of proc(5), counted after "pid (comm)"
+FILE_CANCELLED = "cancelled"
 
 
 def detect_gpus() -> list[int]:
@@ -115,6 +104,13 @@ class LocalBackend(Backend):
             return proc
         return None
 
+    def _kill_stale_trainer(self, folder: Path) -> None:
+        """A lost attempt's trainer may outlive its wrapper: never run two at once."""
+        stale = self._read(folder / FILE_TRAINER)
+        if stale and process_start_time(stale["pid"]) == stale["start_time"]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(stale["pid"], signal.SIGKILL)
+
     def _busy_gpus(self) -> set[int]:
         busy: set[int] = set()
         for folder in self.dir.iterdir():
@@ -126,11 +122,13 @@ class LocalBackend(Backend):
     # -- Backend ----------------------------------------------------------------------------
     def launch(self, launch: Launch) -> None:
         folder = self._folder(launch.trial_id)
-        if self._alive(launch.trial_id):
+        if self._alive(launch.trial_id) and not (folder / FILE_EXIT).exists():
             return  # idempotent: this trial already runs
         folder.mkdir(parents=True, exist_ok=True)
         old = self._read(folder / FILE_PROC) or {}
         attempt = int(old.get("attempt", 0)) + 1
+        self._kill_stale_trainer(folder)
+        (folder / FILE_CANCELLED).unlink(missing_ok=True)
         exit_file = folder / FILE_EXIT
         if exit_file.exists():  # a previous attempt's: keep it for the record
             exit_file.replace(folder / f"exit.{attempt - 1}.json")
@@ -203,6 +201,11 @@ class LocalBackend(Backend):
                 )
             elif self._alive(trial_id):
                 states[trial_id] = TrialState(trial_id=trial_id, phase="running")
+            elif (self._folder(trial_id) / FILE_CANCELLED).exists():
+                # cancelled before its wrapper could catch SIGTERM (it was still starting)
+                states[trial_id] = TrialState(
+                    trial_id=trial_id, phase="exited", exit_code=EXIT_CANCELLED, reason="cancelled"
+                )
             else:
                 known = (self._folder(trial_id) / FILE_PROC).exists()
                 reason = "trial process gone without an exit code" if known else "never started"
@@ -212,6 +215,7 @@ class LocalBackend(Backend):
     def cancel(self, trial_id: str) -> None:
         proc = self._alive(trial_id)
         if proc:
+            (self._folder(trial_id) / FILE_CANCELLED).touch()
             # the wrapper stops the trainer, uploads the log and writes exit.json
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc["pid"], signal.SIGTERM)

@@ -23,9 +23,22 @@ from types import FrameType
 from trainer.store import StoreError, _atomic_write, open_store
 
 FILE_EXIT = "exit.json"
+FILE_TRAINER = "trainer.json"  # the trainer's pid and start time: a relaunch kills a stale one
 FILE_LOCAL_LOG = "trainer.log"
 EXIT_DEADLINE = 124  # as timeout(1)
 EXIT_CANCELLED = 143  # 128 + SIGTERM
+
+
+def process_start_time(pid: int) -> int | None:
+    """Start time of a live (non-zombie) process in clock ticks since boot, from /proc."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] in ("Z", "X"):  # exited, waiting to be reaped
+        return None
+    return int(fields[19])  # field 22 of proc(5), counted after "pid (comm)"
 
 
 def write_exit(
@@ -89,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+        )
+        _atomic_write(
+            folder / FILE_TRAINER,
+            json.dumps({"pid": child.pid, "start_time": process_start_time(child.pid)}).encode(),
         )
         reason = None
         deadline = time.monotonic() + args.deadline if args.deadline else None

@@ -330,6 +330,16 @@ def format_errors(exc: ValidationError) -> list[str]:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         msg = err["msg"].removeprefix("Value error, ")
+        ctx = err.get("ctx") or {}
+        bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}
+        if err["type"] in bounds:
+            key = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt"}[err["type"]]
+            msg = f"must be {bounds[err['type']]} {ctx.get(key):g}"
+        elif err["type"] == "less_than_equal":
+            msg = f"must be <= {ctx.get('le'):g}"
+        nested = re.match(r"^([\w.]+): (inline credentials.*)$", msg)
+        if nested and loc:  # a validator that names the offending field below its own
+            loc, msg = f"{loc}.{nested[1]}", nested[2]
         if err["type"] == "extra_forbidden":
             msg = "unknown field (check the spelling; see docs/sweep-spec.md)"
         elif err["type"] == "missing":

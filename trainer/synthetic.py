@@ -9,17 +9,26 @@ a known optimum, a known fidelity bias, and rank correlation that improves with 
 Behaviour knobs for failure tests come from the config itself (so BOHB can learn from them):
 ``fail`` (bool: write a failed result), ``crash`` (exit with this code, no result),
 ``sleep`` (seconds to sleep before finishing), ``garbage`` (write an invalid result.json).
+
+Test hooks from the environment (the controller's tests pick trials by id):
+``KUBOHB_SYNTHETIC_FAULTS`` = JSON ``{trial_id: fault}`` with fault ``fail``, ``crash`` (exit 1),
+``bad`` (exit 2, the bad-trial code), ``infra`` (exit 75 every time), ``lost_once`` (exit 75 the
+first time only), ``hang`` (sleep forever), ``garbage``; ``KUBOHB_SYNTHETIC_INVOCATIONS`` = a local
+file that gets one line per invocation (``trial_id pid``), so tests count how often a trial ran;
+``KUBOHB_SYNTHETIC_SLEEP`` = seconds every trial sleeps before finishing.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import math
 import os
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 from trainer.contract import (
     EXIT_BAD_TRIAL,
@@ -30,7 +39,7 @@ from trainer.contract import (
     TrialResult,
     TrialSpec,
 )
-from trainer.store import StoreError, open_store, open_url
+from trainer.store import Store, StoreError, open_store, open_url
 
 
 def synthetic_loss(config: dict[str, object], budget: float, max_budget: float, seed: int) -> float:
@@ -72,13 +81,21 @@ def run(trial_url: str) -> int:
     except ValueError as exc:
         print(f"synthetic trainer: invalid trial spec {trial_url}: {exc}", file=sys.stderr)
         return EXIT_BAD_TRIAL
-    cfg = spec.config
+    cfg = dict(spec.config)
+    _record_invocation(spec.trial_id)
+    fault = json.loads(os.environ.get("KUBOHB_SYNTHETIC_FAULTS") or "{}").get(spec.trial_id)
     store = open_store(
         spec.store_root, endpoint_url=spec.store_endpoint_url, region=spec.store_region
     )
     out = spec.prefix
     if store.exists(f"{out}/{FILE_RESULT}"):
         return 0
+    if os.environ.get("KUBOHB_SYNTHETIC_SLEEP"):
+        time.sleep(float(os.environ["KUBOHB_SYNTHETIC_SLEEP"]))
+    if fault:
+        code = _apply_fault(fault, store, out, cfg)
+        if code is not None:
+            return code
     if cfg.get("sleep"):
         time.sleep(float(cfg["sleep"]))  # type: ignore[arg-type]
     if cfg.get("crash"):
@@ -103,6 +120,33 @@ def run(trial_url: str) -> int:
     result = result.model_copy(update={"started_at": started, "finished_at": datetime.now(UTC)})
     store.put(f"{out}/{FILE_RESULT}", result.model_dump_json(indent=1).encode())
     return 0
+
+
+def _record_invocation(trial_id: str) -> None:
+    path = os.environ.get("KUBOHB_SYNTHETIC_INVOCATIONS")
+    if path:
+        with Path(path).open("a") as f:  # one short line per append: atomic on a local disk
+            f.write(f"{trial_id} {os.getpid()}\n")
+
+
+def _apply_fault(fault: str, store: Store, out: str, cfg: dict[str, object]) -> int | None:
+    """Act out a test fault; an exit code, or None to go on (with cfg changed)."""
+    if fault == "lost_once":
+        marker = f"{out}/lost-once"
+        if store.exists(marker):
+            return None
+        store.put(marker, b"1")
+        return EXIT_INFRA
+    if fault == "hang":
+        while True:
+            time.sleep(3600)
+    codes = {"crash": 1, "bad": EXIT_BAD_TRIAL, "infra": EXIT_INFRA}
+    if fault in codes:
+        return codes[fault]
+    if fault in ("fail", "garbage"):
+        cfg[fault] = True
+        return None
+    raise ValueError(f"KUBOHB_SYNTHETIC_FAULTS: unknown fault {fault!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,88 @@
+"""Cost accounting (pure): charges, caps, and the rule that a cap can never be overspent."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller import cost
+
+seconds = st.floats(min_value=0, max_value=1e5, allow_nan=False)
+deadlines = st.floats(min_value=1, max_value=1e4, allow_nan=False)
+gpus = st.integers(min_value=0, max_value=8)
+
+
+def test_cpu_trials_count_as_one_device() -> None:
+    assert cost.devices(0) == 1 and cost.devices(4) == 4
+    assert cost.charge(100, 50, 0) == 50  # clamped to the deadline
+    assert cost.charge(-3, 50, 2) == 0
+    assert cost.money(7200, 2.5) == 5.0
+
+
+def test_tightest_cap_binds() -> None:
+    caps = cost.Caps(max_gpu_hours=2, max_cost=3, gpu_hour_price=2)  # 1.5 h of money
+    assert caps.limit_s() == 1.5 * 3600 and caps.binding() == "max_cost"
+    assert cost.Caps(max_gpu_hours=1, max_cost=3, gpu_hour_price=2).binding() == "max_gpu_hours"
+    assert cost.Caps().limit_s() is None and cost.Caps().binding() is None
+
+
+@given(elapsed=seconds, deadline=deadlines, n=gpus)
+def test_charge_is_bounded_by_worst_case(elapsed: float, deadline: float, n: int) -> None:
+    c = cost.charge(elapsed, deadline, n)
+    assert 0 <= c <= cost.worst_case(deadline, n)
+
+
+@settings(max_examples=200)
+@given(
+    cap_h=st.floats(min_value=0.01, max_value=5),
+    trials=st.lists(st.tuples(deadlines, gpus, st.floats(0, 1.5)), min_size=1, max_size=60),
+    parallel=st.integers(min_value=1, max_value=8),
+)
+def test_a_simulated_sweep_never_overspends(
+    cap_h: float, trials: list[tuple[float, int, float]], parallel: int
+) -> None:
+    """Launch whatever can_launch allows; trials run a random fraction of (or past) their deadline
+    and are charged at most their deadline. The accounted total never exceeds the cap."""
+    caps = cost.Caps(max_gpu_hours=cap_h)
+    spent = 0.0
+    queue = list(trials)
+    running: list[tuple[cost.Running, float]] = []  # (attempt, its actual run length)
+    clock = 0.0
+    while queue or running:
+        while queue and len(running) < parallel:
+            deadline, n, fraction = queue[0]
+            now_running = [
+                cost.Running(clock - start, r.deadline_s, r.gpus) for r, start in running
+            ]
+            if not cost.can_launch(caps, spent, now_running, deadline, n):
+                break
+            queue.pop(0)
+            running.append((cost.Running(fraction * deadline, deadline, n), clock))
+        if not running:
+            break  # the next trial does not fit even alone: the sweep stops on the cap
+        # advance to the next end of a running attempt
+        ends = [start + r.elapsed_s for r, start in running]
+        clock = min(ends)
+        finished = [(r, s) for (r, s), e in zip(running, ends, strict=True) if e <= clock]
+        for r, start in finished:
+            spent += cost.charge(clock - start, r.deadline_s, r.gpus)
+            running.remove((r, start))
+        live = [cost.Running(clock - s, r.deadline_s, r.gpus) for r, s in running]
+        assert cost.accounted(spent, live) <= cap_h * 3600 + 1e-6
+        assert cost.cap_hit(caps, spent, live) in (None, "max_gpu_hours")
+    assert spent <= cap_h * 3600 + 1e-6
+
+
+@given(spent=seconds, deadline=deadlines, n=gpus, cap_h=st.floats(0.01, 50))
+def test_can_launch_is_exact_at_the_boundary(
+    spent: float, deadline: float, n: int, cap_h: float
+) -> None:
+    caps = cost.Caps(max_gpu_hours=cap_h)
+    fits = spent + cost.worst_case(deadline, n) <= cap_h * 3600
+    assert cost.can_launch(caps, spent, [], deadline, n) == fits
+
+
+def test_cap_hit_when_accounted_reaches_the_limit() -> None:
+    caps = cost.Caps(max_cost=1.0, gpu_hour_price=1.0)
+    assert cost.cap_hit(caps, 3599, []) is None
+    assert cost.cap_hit(caps, 3000, [cost.Running(600, 900, 0)]) == "max_cost"
