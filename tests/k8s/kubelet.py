@@ -5,7 +5,8 @@ exit codes, podFailurePolicy (FailJob / Ignore / Count), backoffLimit, activeDea
 
 `script(job, attempt)` picks what happens to each pod attempt:
   "run"           run the container command
-  "instant"       succeed at once without a process (the benchmark's 1,000 trials)
+  "instant"       succeed at once without a process
+  "timed"         succeed after `run_seconds` without a process (the benchmark's 1,000 trials)
   "preempt"       start, then get preempted: DisruptionTarget, exit 137 (not counted)
   "unschedulable" stay Pending: PodScheduled=False, reason Unschedulable
   "image-pull"    stay Pending: container waiting in ImagePullBackOff
@@ -41,6 +42,7 @@ class Attempt:
     index: int
     pod: str
     action: str
+    deadline: float | None = None  # activeDeadlineSeconds
     started: float = field(default_factory=time.monotonic)
     proc: subprocess.Popen[bytes] | None = None
     done: bool = False
@@ -69,6 +71,8 @@ class FakeKubelet:
         self.store = store
         self.script: Script = script or (lambda job, attempt: "run")
         self.env = env or {}
+        self.run_seconds = 1.0  # of "timed" pods
+        self._seen: dict[tuple[str, str, str], str] = {}  # Job key -> uid already handled
         self.attempts: dict[str, Attempt] = {}  # job uid -> current attempt
         self.history: list[tuple[str, int, str]] = []  # (job name, attempt, outcome)
         self.failed: dict[str, int] = {}  # job uid -> counted failures
@@ -94,14 +98,19 @@ class FakeKubelet:
         while not self._stop.is_set():
             with self.store.cond:
                 self.store.cond.wait(0.05)
-            jobs, _ = self.store.list(JOBS, None)
-            live = {j["metadata"]["uid"] for j in jobs}
-            for job in jobs:
-                uid = job["metadata"]["uid"]
-                if uid in self.attempts or (job.get("spec") or {}).get("suspend"):
+            for key in self.store.keys(JOBS):
+                if self._seen.get(key) == self._uid(key):
                     continue
-                if not _finished(job):
+                try:
+                    job = self.store.get(*key)
+                except ApiError:
+                    continue
+                if (job.get("spec") or {}).get("suspend"):
+                    continue  # queued (Kueue): looked at again when it changes
+                self._seen[key] = job["metadata"]["uid"]
+                if job["metadata"]["uid"] not in self.attempts and not _finished(job):
                     self._start(job, 0)
+            live = {a.uid for a in self.attempts.values() if self._exists(a)}
             for uid, attempt in list(self.attempts.items()):
                 if uid not in live:  # Job deleted: its pods go with it
                     self._kill(attempt)
@@ -111,6 +120,16 @@ class FakeKubelet:
                         self._step(attempt)
                     except ApiError:  # deleted meanwhile
                         self._kill(attempt)
+
+    def _uid(self, key: tuple[str, str, str]) -> str | None:
+        with self.store.cond:
+            job = self.store.objects.get(key)
+            return None if job is None else job["metadata"]["uid"]
+
+    def _exists(self, attempt: Attempt) -> bool:
+        with self.store.cond:
+            job = self.store.objects.get((JOBS, attempt.namespace, attempt.job))
+            return job is not None and job["metadata"]["uid"] == attempt.uid
 
     def _start(self, job: dict[str, Any], index: int) -> None:
         meta = job["metadata"]
@@ -139,7 +158,8 @@ class FakeKubelet:
             "status": {"phase": "Pending"},
         }
         self.store.create(PODS, ns, pod)
-        attempt = Attempt(ns, name, uid, index, pod_name, action)
+        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
+        attempt = Attempt(ns, name, uid, index, pod_name, action, deadline)
         self.attempts[uid] = attempt
 
         def running(obj: dict[str, Any]) -> None:
@@ -188,7 +208,7 @@ class FakeKubelet:
                     ],
                 },
             )
-        elif action in ("run", "preempt", "instant"):
+        elif action in ("run", "preempt", "instant", "timed"):
             if action == "run":
                 attempt.proc = self._spawn(job, ns)
             self._pod_status(attempt, {"phase": "Running"})
@@ -214,10 +234,10 @@ class FakeKubelet:
         )
 
     def _step(self, attempt: Attempt) -> None:
-        job = self.store.get(JOBS, attempt.namespace, attempt.job)
-        deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
-        if deadline is not None and time.monotonic() - attempt.started > deadline:
+        age = time.monotonic() - attempt.started
+        if attempt.deadline is not None and age > attempt.deadline:
             self._kill(attempt)
+            job = self.store.get(JOBS, attempt.namespace, attempt.job)
             self._end(
                 attempt,
                 job,
@@ -226,11 +246,13 @@ class FakeKubelet:
                 "Job was active longer than specified deadline",
             )
             return
-        if attempt.action == "instant":
-            self._pod_exit(attempt, job, 0, set())
-        elif attempt.action == "preempt" and time.monotonic() - attempt.started > 0.2:
+        if attempt.action == "instant" or (attempt.action == "timed" and age > self.run_seconds):
+            self._pod_exit(attempt, self.store.get(JOBS, attempt.namespace, attempt.job), 0, set())
+        elif attempt.action == "preempt" and age > 0.2:
+            job = self.store.get(JOBS, attempt.namespace, attempt.job)
             self._pod_exit(attempt, job, 137, {"DisruptionTarget"})
         elif attempt.proc is not None and attempt.proc.poll() is not None:
+            job = self.store.get(JOBS, attempt.namespace, attempt.job)
             self._pod_exit(attempt, job, attempt.proc.returncode, set())
 
     def _pod_exit(

@@ -216,6 +216,11 @@ class ObjectStore:
             ]
             return items, self.rv
 
+    def keys(self, resource: str) -> list[Key]:
+        """Keys of one resource's objects, without copying them (the fake controller's scan)."""
+        with self.cond:
+            return [key for key in self.objects if key[0] == resource]
+
     def mutate(
         self, resource: str, namespace: str, name: str, change: Callable[[dict[str, Any]], None]
     ) -> dict[str, Any]:
