@@ -1,0 +1,285 @@
+"""The report's figures as PNG bytes (matplotlib's object API on Agg: no pyplot, no display).
+
+Every function takes the Analysis and returns ``{file name: PNG bytes}`` so the page can both
+embed them and write them beside itself.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+
+from controller.report.correlation import BudgetPair
+from controller.report.fanova import BudgetImportance, Marginal
+from controller.report.incumbent import elapsed, finished_ok, sweep_start
+from controller.report.summary import Analysis
+
+DPI = 100
+MAX_CURVES = 400  # learning curves drawn; more only blur the plot and slow the page
+
+
+def _png(fig: Figure, **margins: float) -> bytes:
+    """Render with fixed margins: bbox_inches="tight" or a layout engine would draw twice."""
+    FigureCanvasAgg(fig)
+    fig.subplots_adjust(**({"left": 0.09, "right": 0.97, "bottom": 0.12, "top": 0.9} | margins))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()
+
+
+def _budget_colours(budgets: Sequence[float]) -> tuple[ListedColormap, BoundaryNorm]:
+    """One discrete colour per budget (viridis), ordered small → large."""
+    from matplotlib import colormaps
+
+    n = max(len(budgets), 1)
+    cmap = ListedColormap(colormaps["viridis"](np.linspace(0.0, 0.9, n)))
+    return cmap, BoundaryNorm(np.arange(n + 1) - 0.5, n)
+
+
+def _fmt(b: float) -> str:
+    return f"{b:g}"
+
+
+def _time_unit(top_seconds: float) -> tuple[float, str]:
+    """Divisor and axis label for times up to top_seconds."""
+    unit, div = ("hours", 3600.0) if top_seconds >= 7200 else ("minutes", 60.0)
+    if top_seconds < 120:
+        unit, div = "seconds", 1.0
+    return div, f"wall-clock time since the sweep started [{unit}]"
+
+
+def figure1(a: Analysis) -> dict[str, bytes]:
+    """Every evaluated config's loss against wall-clock time, by budget; the incumbent as a line."""
+    fig = Figure(figsize=(9, 5))
+    ax = fig.add_subplot()
+    done = finished_ok(a.data.trials)
+    start = sweep_start(a.data.trials)
+    budgets = a.budgets
+    cmap, norm = _budget_colours(budgets)
+    if done and start is not None:
+        t = np.array([elapsed(r.finished_at, start) for r in done if r.finished_at])
+        div, label = _time_unit(float(t.max()))
+        x = t / div
+        y = np.array([r.loss for r in done], dtype=float)
+        idx = np.array([budgets.index(r.budget) for r in done])
+        sc = ax.scatter(x, y, c=idx, cmap=cmap, norm=norm, s=14, alpha=0.75, linewidths=0)
+        cbar = fig.colorbar(sc, ax=ax, ticks=range(len(budgets)))
+        cbar.ax.set_yticklabels([_fmt(b) for b in budgets])
+        cbar.set_label(f"budget [{a.budget_unit}]")
+        if a.trajectory:
+            tx = [p.time_s / div for p in a.trajectory] + [float(x.max())]
+            ty = [p.loss for p in a.trajectory] + [a.trajectory[-1].loss]
+            ax.step(tx, ty, where="post", color="crimson", lw=2, label="incumbent")
+            ax.legend(loc="upper right")
+        ax.set_xlabel(label)
+        if y.min() > 0 and y.max() / y.min() > 20:
+            ax.set_yscale("log")
+    else:
+        ax.text(
+            0.5, 0.5, "no finished trials yet", ha="center", va="center", transform=ax.transAxes
+        )
+    ax.set_ylabel("loss (validation error)")
+    ax.set_title("Loss of every evaluated configuration over time")
+    ax.grid(alpha=0.3)
+    return {"figure1_loss_over_time.png": _png(fig)}
+
+
+def correlation_heatmap(a: Analysis) -> dict[str, bytes]:
+    budgets = a.budgets
+    n = len(budgets)
+    fig = Figure(figsize=(1.3 * n + 2.5, 1.1 * n + 1.5))
+    ax = fig.add_subplot()
+    grid = np.full((n, n), np.nan)
+    pairs: dict[tuple[int, int], BudgetPair] = {}
+    for p in a.correlations:
+        i, j = budgets.index(p.budget_b), budgets.index(p.budget_a)
+        pairs[(i, j)] = p
+        if p.rho is not None:
+            grid[i, j] = p.rho
+    ax.set_facecolor("#eeeeee")  # pairs without a number (and the upper triangle) stay grey
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu_r", vmin=-1, vmax=1)
+    for (i, j), p in pairs.items():
+        text = f"{p.rho:.2f}\nn={p.n}" if p.rho is not None else f"not enough\ndata (n={p.n})"
+        if p.rho is None and p.n >= 3:
+            text = f"undefined\nn={p.n}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(n), [_fmt(b) for b in budgets])
+    ax.set_yticks(range(n), [_fmt(b) for b in budgets])
+    ax.set_xlabel(f"budget [{a.budget_unit}]")
+    ax.set_ylabel(f"budget [{a.budget_unit}]")
+    ax.set_title("Spearman rank correlation across budgets")
+    fig.colorbar(im, ax=ax, label="Spearman ρ")
+    return {"correlation_heatmap.png": _png(fig)}
+
+
+def importance_bars(b: BudgetImportance, unit: str) -> bytes:
+    fig = Figure(figsize=(10, 3.6))
+    left, right = fig.subplots(1, 2)
+    top = b.individual[:8][::-1]
+    left.barh(
+        [i.name for i in top],
+        [i.fraction for i in top],
+        xerr=[i.std for i in top],
+        color="steelblue",
+        capsize=2,
+    )
+    left.set_xlabel("fraction of variance explained")
+    left.set_title("individual")
+    pairs = b.pairwise[:8][::-1]
+    right.barh(
+        [" × ".join(p.names) for p in pairs],
+        [p.fraction for p in pairs],
+        xerr=[p.std for p in pairs],
+        color="darkorange",
+        capsize=2,
+    )
+    right.set_xlabel("fraction of variance explained")
+    right.set_title("pairwise (top parameters)")
+    for ax in (left, right):
+        ax.set_xlim(0, 1)
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"fANOVA parameter importance at budget {_fmt(b.budget)} {unit} (n={b.n})")
+    return _png(fig, left=0.1, wspace=0.6, top=0.83, bottom=0.15)
+
+
+def marginal_plots(b: BudgetImportance, unit: str) -> bytes:
+    ms = b.marginals
+    fig = Figure(figsize=(4 * max(len(ms), 1), 3.4))
+    axes = fig.subplots(1, max(len(ms), 1), squeeze=False)[0]
+    for ax, m in zip(axes, ms, strict=False):
+        _marginal(ax, m)
+    fig.suptitle(f"Marginal predicted loss of the top parameters at budget {_fmt(b.budget)} {unit}")
+    return _png(fig, left=0.07, wspace=0.35, top=0.85, bottom=0.2)
+
+
+def _marginal(ax: Axes, m: Marginal) -> None:
+    mean, std = np.array(m.mean), np.array(m.std)
+    if m.kind == "categorical":
+        ax.bar(range(len(m.labels)), mean, yerr=std, color="seagreen", capsize=3)
+        ax.set_xticks(range(len(m.labels)), m.labels, rotation=30, ha="right")
+    else:
+        x = np.array(m.x)
+        ax.plot(x, mean, color="seagreen")
+        ax.fill_between(x, mean - std, mean + std, color="seagreen", alpha=0.25)
+        if m.log:
+            ax.set_xscale("log")
+    ax.set_xlabel(m.name)
+    ax.set_ylabel("predicted loss")
+    ax.grid(alpha=0.3)
+
+
+def importance_figures(b: BudgetImportance, unit: str) -> dict[str, bytes]:
+    return {
+        f"importance_budget_{_fmt(b.budget)}.png": importance_bars(b, unit),
+        f"marginals_budget_{_fmt(b.budget)}.png": marginal_plots(b, unit),
+    }
+
+
+def learning_curves(a: Analysis) -> dict[str, bytes]:
+    """Validation error against epoch from metrics.jsonl; the incumbent's config highlighted."""
+    best = a.ranked[0].config_id if a.ranked else None
+    rows = [t for t in a.data.trials if sum(p.val_error is not None for p in t.curve) >= 2]
+    rows.sort(key=lambda t: (t.budget, t.trial_id))
+    if len(rows) > MAX_CURVES:  # an evenly spaced sample over budgets, plus the incumbent's curves
+        stride = math.ceil(len(rows) / MAX_CURVES)
+        rows = [t for i, t in enumerate(rows) if i % stride == 0 or t.config_id == best]
+    fig = Figure(figsize=(9, 4.5))
+    ax = fig.add_subplot()
+    budgets = a.budgets
+    cmap, norm = _budget_colours(budgets)
+    segments = [
+        np.array([(p.epoch, p.val_error) for p in t.curve if p.val_error is not None]) for t in rows
+    ]
+    if segments:
+        lc = LineCollection(segments, cmap=cmap, norm=norm, linewidths=0.8, alpha=0.5)
+        lc.set_array(np.array([budgets.index(t.budget) for t in rows]))
+        ax.add_collection(lc)
+        ax.autoscale()
+        cbar = fig.colorbar(lc, ax=ax, ticks=range(len(budgets)))
+        cbar.ax.set_yticklabels([_fmt(b) for b in budgets])
+        cbar.set_label(f"budget [{a.budget_unit}]")
+        for t in rows:
+            if t.config_id == best:
+                pts = np.array([(p.epoch, p.val_error) for p in t.curve if p.val_error is not None])
+                ax.plot(pts[:, 0], pts[:, 1], color="crimson", lw=2, label=f"incumbent {best}")
+                best = None  # label once
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right")
+        first = min(float(s[:, 0].min()) for s in segments)
+        if first > 0 and max(float(s[:, 0].max()) for s in segments) / first > 30:
+            ax.set_xscale("log")
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            "no metrics.jsonl with two or more points yet",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation error")
+    ax.set_title(f"Learning curves ({len(rows)} trials)")
+    ax.grid(alpha=0.3)
+    return {"learning_curves.png": _png(fig)}
+
+
+def usage(a: Analysis) -> dict[str, bytes]:
+    fig = Figure(figsize=(9, 5))
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    if a.usage:
+        div, label = _time_unit(max(u.time_s for u in a.usage))
+        t = np.array([u.time_s for u in a.usage]) / div
+        top.step(t, [u.running for u in a.usage], where="post", color="slateblue")
+        bottom.step(t, [u.budget_used for u in a.usage], where="post", color="teal")
+        bottom.set_xlabel(label)
+        if any(u.train_hours for u in a.usage):
+            twin = bottom.twinx()
+            twin.step(t, [u.train_hours for u in a.usage], where="post", color="grey", ls="--")
+            twin.set_ylabel("training hours (dashed)")
+    top.set_ylabel("trials running")
+    bottom.set_ylabel(f"budget used [{a.budget_unit}]")
+    top.set_title("Budget and compute use over time")
+    for ax in (top, bottom):
+        ax.grid(alpha=0.3)
+    return {"usage.png": _png(fig)}
+
+
+def _run(task: tuple[Callable[..., dict[str, bytes]], tuple[Any, ...]]) -> dict[str, bytes]:
+    make, args = task
+    return make(*args)
+
+
+def all_figures(a: Analysis, workers: int | None = None) -> dict[str, bytes]:
+    """Every figure, in page order; drawn by up to ``workers`` forked processes (default: 2).
+
+    Drawing (tick layout, text extents, PNG encoding) is pure-Python-heavy and dominates the
+    report's time, so two processes give nearly twice the speed on two cores.
+    """
+    tasks: list[tuple[Callable[..., dict[str, bytes]], tuple[Any, ...]]] = [
+        (figure1, (a,)),
+        (correlation_heatmap, (a,)),
+        *[(importance_figures, (b, a.budget_unit)) for b in a.importance if b.note is None],
+        (learning_curves, (a,)),
+        (usage, (a,)),
+    ]
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("fork")  # the children inherit the imported modules
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            results = list(pool.map(_run, tasks))
+    else:
+        results = [_run(t) for t in tasks]
+    return {name: png for r in results for name, png in r.items()}

@@ -1,0 +1,147 @@
+"""Every number of the report, computed once (``analyse``), and its --json form (``summarise``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from controller.report.correlation import BudgetPair, correlation_across_budgets, losses_by_budget
+from controller.report.fanova import (
+    BudgetImportance,
+    Importance,
+    PairImportance,
+    importance_by_budget,
+)
+from controller.report.incumbent import (
+    IncumbentPoint,
+    RankedConfig,
+    UsagePoint,
+    incumbent_trajectory,
+    rank_configs,
+    usage_over_time,
+)
+from controller.report.load import SweepData
+
+
+class Analysis(BaseModel):
+    data: SweepData
+    budgets: list[float]
+    budget_unit: str
+    correlations: list[BudgetPair]
+    importance: list[BudgetImportance]
+    trajectory: list[IncumbentPoint]
+    ranked: list[RankedConfig]
+    usage: list[UsagePoint]
+
+
+def analyse(data: SweepData, seed: int = 0) -> Analysis:
+    trials = data.trials
+    table = losses_by_budget((t.config_id, t.budget, t.loss) for t in trials)
+    # fANOVA points: one (config, loss) per config and budget, the same rows the correlation uses
+    configs = {t.config_id: t.config for t in trials}
+    points: dict[float, list[tuple[dict[str, Any], float]]] = {
+        b: [(configs[c], loss) for c, loss in sorted(rows.items())] for b, rows in table.items()
+    }
+    units = sorted({t.budget_unit for t in trials})
+    return Analysis(
+        data=data,
+        budgets=sorted({t.budget for t in trials}),
+        budget_unit=units[0] if len(units) == 1 else "/".join(units) or "epochs",
+        correlations=correlation_across_budgets(table),
+        importance=importance_by_budget(points, seed=seed),
+        trajectory=incumbent_trajectory(trials),
+        ranked=rank_configs(trials),
+        usage=usage_over_time(trials),
+    )
+
+
+class TrialCounts(BaseModel):
+    total: int
+    ok: int
+    failed: int
+    running: int  # no result yet
+    skipped: int  # trial folders the report could not read (see notes)
+
+
+class IncumbentSummary(BaseModel):
+    config_id: str
+    trial_id: str
+    budget: float
+    loss: float
+    loss_per_budget: dict[float, float]
+    params: int | None
+    config: dict[str, Any]
+
+
+class ImportanceSummary(BaseModel):
+    budget: float
+    n: int
+    note: str | None
+    individual: list[Importance]
+    pairwise: list[PairImportance]
+
+
+class ReportSummary(BaseModel):
+    """What ``kubohb report --json`` prints; budgets as JSON object keys are strings."""
+
+    sweep: str
+    url: str
+    generated_at: datetime
+    budget_unit: str
+    budgets: list[float]
+    trials: TrialCounts
+    incumbent: IncumbentSummary | None
+    correlations: list[BudgetPair]
+    importance: list[ImportanceSummary]
+    top: list[RankedConfig]
+    train_hours: float  # Σ info.train_seconds over finished trials
+    gpu_hours: float | None  # from state.json, when the controller records it
+    cost: float | None
+    stop_reason: str | None
+    notes: list[str]
+
+
+def summarise(a: Analysis, top_k: int = 10) -> ReportSummary:
+    trials = a.data.trials
+    best = a.ranked[0] if a.ranked else None
+    state = a.data.state
+    return ReportSummary(
+        sweep=a.data.sweep,
+        url=a.data.url,
+        generated_at=datetime.now(UTC),
+        budget_unit=a.budget_unit,
+        budgets=a.budgets,
+        trials=TrialCounts(
+            total=len(trials),
+            ok=sum(t.status == "ok" for t in trials),
+            failed=sum(t.status == "failed" for t in trials),
+            running=sum(t.status == "running" for t in trials),
+            skipped=a.data.skipped,
+        ),
+        incumbent=IncumbentSummary(
+            config_id=best.config_id,
+            trial_id=best.trial_id,
+            budget=best.budget,
+            loss=best.loss,
+            loss_per_budget=best.loss_per_budget,
+            params=best.params,
+            config=best.config,
+        )
+        if best
+        else None,
+        correlations=a.correlations,
+        importance=[
+            ImportanceSummary(
+                budget=b.budget, n=b.n, note=b.note, individual=b.individual, pairwise=b.pairwise
+            )
+            for b in a.importance
+        ],
+        top=a.ranked[:top_k],
+        train_hours=sum(t.train_seconds or 0.0 for t in trials) / 3600.0,
+        gpu_hours=state.gpu_hours if state else None,
+        cost=state.cost if state else None,
+        stop_reason=state.stop_reason if state else None,
+        notes=a.data.notes,
+    )
