@@ -1,0 +1,262 @@
+"""kubohb's BOHB vs HpBandSter 0.7.4's BOHB vs Hyperband vs random search, in one run.
+
+``python -m benchmarks.optimizers [--seeds N] [--iterations N] [--jobs N] ...``; ``make bench``
+and ``python -m benchmarks optimizers`` run the defaults. Every optimiser gets the same problems,
+seeds and total budget (``--iterations`` successive-halving brackets; random search gets that
+total budget in full-budget runs) and runs sequentially (one worker), each in its own subprocess
+pinned to one BLAS thread. HpBandSter runs in ``.venv-hpbandster`` (``make .venv-hpbandster``)
+through ``benchmarks/hpbandster_runner.py``.
+
+Printed: mean / median final regret (the noise-free regret of the incumbent, the best observed
+loss at the largest budget), the kubohb/HpBandSter ratio, optimiser seconds per evaluation, and
+the median ask+tell time with ~1,000 observations at one budget in the 17-D zela2018 space.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.problems import PROBLEMS, zela_timing_loss
+
+ROOT = Path(__file__).resolve().parents[1]
+HPB_PYTHON = ROOT / ".venv-hpbandster" / "bin" / "python"
+METHODS = ("kubohb", "hpbandster", "hyperband", "random")
+# One core per optimiser process: the acceptance figure is "on one core", and it keeps the
+# comparison fair on a shared machine.
+PINNED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+# ---- the kubohb side (runs in a subprocess of this module: --worker) ------------------------
+def _run_kubohb(problem: Any, method: str, seed: int, n_iterations: int) -> dict[str, Any]:
+    from controller.bohb import BOHB
+    from controller.hyperband import Schedule
+    from controller.space import SearchSpace
+
+    space = SearchSpace.model_validate({"parameters": problem.parameters})
+    noise = np.random.default_rng([seed, 1])
+    opt_seconds, evaluations, used = 0.0, 0, 0.0
+    if method == "random":
+        schedule = Schedule(problem.min_budget, problem.max_budget, 3)
+        total = sum(schedule.bracket(i).total_budget for i in range(n_iterations))
+        rng = np.random.default_rng(seed)
+        best: tuple[float, dict[str, Any]] | None = None
+        for _ in range(int(total // problem.max_budget)):
+            t0 = time.perf_counter()
+            config = space.sample(rng)
+            opt_seconds += time.perf_counter() - t0
+            loss = problem.loss(config, problem.max_budget, noise)
+            evaluations += 1
+            used += problem.max_budget
+            if best is None or loss < best[0]:
+                best = (loss, config)
+        assert best is not None
+        incumbent = best[1]
+    else:
+        opt = BOHB(
+            space,
+            problem.min_budget,
+            problem.max_budget,
+            eta=3,
+            seed=seed,
+            max_iterations=n_iterations,
+            random_fraction=1.0 if method == "hyperband" else 1 / 3,
+        )
+        while True:
+            t0 = time.perf_counter()
+            s = opt.ask()
+            opt_seconds += time.perf_counter() - t0
+            if s is None:
+                break
+            loss = problem.loss(s.config, s.budget, noise)
+            evaluations += 1
+            used += s.budget
+            t0 = time.perf_counter()
+            opt.tell(s.trial_id, loss)
+            opt_seconds += time.perf_counter() - t0
+        inc = opt.incumbent()
+        assert inc is not None and inc.budget == problem.max_budget
+        incumbent = inc.config
+    return {
+        "seed": seed,
+        "regret": problem.regret(incumbent),
+        "evaluations": evaluations,
+        "budget_used": used,
+        "optimiser_s_per_eval": opt_seconds / evaluations,
+    }
+
+
+def _timing_kubohb(observations: int, repeats: int, seed: int) -> dict[str, Any]:
+    from controller.bohb import BOHB
+    from controller.space import SearchSpace
+
+    space = SearchSpace.builtin("zela2018")
+    opt = BOHB(space, 1, 1, seed=seed)  # one budget: every result feeds the model used
+    times = []
+    for i in range(observations + repeats):
+        t0 = time.perf_counter()
+        s = opt.ask()
+        assert s is not None
+        opt.tell(s.trial_id, zela_timing_loss(space.encode(s.config)))
+        if i >= observations:
+            times.append(time.perf_counter() - t0)
+    return {"median_s": float(np.median(times)), "observations": observations + repeats}
+
+
+def _worker(job: dict[str, Any]) -> Any:
+    if job["mode"] == "timing":
+        return _timing_kubohb(job["observations"], job["repeats"], job["seed"])
+    problem = PROBLEMS[job["problem"]]
+    return [_run_kubohb(problem, job["method"], s, job["iterations"]) for s in job["seeds"]]
+
+
+# ---- orchestration ----------------------------------------------------------------------------
+def _call(method: str, job: dict[str, Any]) -> Any:
+    if method == "hpbandster":
+        cmd = [str(HPB_PYTHON), str(ROOT / "benchmarks" / "hpbandster_runner.py")]
+    else:
+        cmd = [sys.executable, "-m", "benchmarks.optimizers", "--worker"]
+        job = {**job, "method": method}
+    env = {**os.environ, **PINNED, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(
+        cmd, input=json.dumps(job), capture_output=True, text=True, cwd=ROOT, env=env, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{method} worker failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def _chunks(seeds: list[int], n: int) -> list[list[int]]:
+    return [seeds[i::n] for i in range(n) if seeds[i::n]]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4f}" if x >= 1e-3 else f"{x:.2e}"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.optimizers", description=__doc__)
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--iterations", type=int, default=10, help="SH brackets per run")
+    parser.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
+    parser.add_argument("--jobs", type=int, default=2, help="optimiser processes at once")
+    parser.add_argument("--chunks", type=int, default=4, help="seed groups per (problem, method)")
+    parser.add_argument("--timing-observations", type=int, default=1000)
+    parser.add_argument("--timing-repeats", type=int, default=100)
+    parser.add_argument("--skip-timing", action="store_true")
+    parser.add_argument("--out", type=Path, help="also write all figures as JSON here")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        json.dump(_worker(json.loads(sys.stdin.read())), sys.stdout)
+        return 0
+    if not HPB_PYTHON.exists():
+        print(f"{HPB_PYTHON} is missing: run `make .venv-hpbandster` (HpBandSter 0.7.4, numpy<2)")
+        return 1
+
+    seeds = list(range(args.seeds))
+    tasks: list[tuple[str, str, dict[str, Any]]] = []
+    for name in args.problems:
+        for method in METHODS:
+            for chunk in _chunks(seeds, args.chunks):
+                job = {"mode": "regret", "problem": name, "seeds": chunk}
+                tasks.append((name, method, {**job, "iterations": args.iterations}))
+    if not args.skip_timing:
+        timing = {
+            "mode": "timing",
+            "observations": args.timing_observations,
+            "repeats": args.timing_repeats,
+            "seed": 0,
+        }
+        from controller.space import SearchSpace
+
+        zela = SearchSpace.builtin("zela2018").model_dump(mode="json")["parameters"]
+        tasks.append(("zela2018", "kubohb", timing))
+        tasks.append(("zela2018", "hpbandster", {**timing, "parameters": zela}))
+    # Slowest first (HpBandSter), so the pool drains evenly.
+    tasks.sort(key=lambda t: t[1] != "hpbandster")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [(name, method, pool.submit(_call, method, job)) for name, method, job in tasks]
+        results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        timings: dict[str, dict[str, Any]] = {}
+        for name, method, fut in futures:
+            out = fut.result()
+            if name == "zela2018":
+                timings[method] = out
+            else:
+                results.setdefault((name, method), []).extend(out)
+    elapsed = time.perf_counter() - started
+    return _report(args, results, timings, elapsed)
+
+
+def _report(
+    args: argparse.Namespace,
+    results: dict[tuple[str, str], list[dict[str, Any]]],
+    timings: dict[str, dict[str, Any]],
+    elapsed: float,
+) -> int:
+    print(
+        f"seeds={args.seeds} iterations={args.iterations} (SH brackets; equal total budget), "
+        f"one worker, one BLAS thread per process; wall {elapsed:.0f} s"
+    )
+    header = f"{'problem':<20} {'method':<11} {'mean regret':>12} {'median':>10} {'evals':>6} "
+    print(header + f"{'opt s/eval':>11}")
+    summary: dict[str, Any] = {"problems": {}, "timing": timings}
+    ok = True
+    for name in args.problems:
+        stats: dict[str, dict[str, float]] = {}
+        for method in METHODS:
+            rows = results[(name, method)]
+            regrets = [r["regret"] for r in rows]
+            stats[method] = {
+                "mean": statistics.fmean(regrets),
+                "median": statistics.median(regrets),
+                "evals": statistics.fmean(r["evaluations"] for r in rows),
+                "budget": statistics.fmean(r["budget_used"] for r in rows),
+                "s_per_eval": statistics.fmean(r["optimiser_s_per_eval"] for r in rows),
+            }
+            st = stats[method]
+            print(
+                f"{name:<20} {method:<11} {_fmt(st['mean']):>12} {_fmt(st['median']):>10} "
+                f"{st['evals']:>6.0f} {st['s_per_eval'] * 1e3:>9.2f}ms"
+            )
+        ratio = stats["kubohb"]["mean"] / stats["hpbandster"]["mean"]
+        ratio_median = stats["kubohb"]["median"] / stats["hpbandster"]["median"]
+        speed = stats["hpbandster"]["s_per_eval"] / stats["kubohb"]["s_per_eval"]
+        vs_hb = stats["kubohb"]["mean"] / stats["hyperband"]["mean"]
+        print(
+            f"{name:<20} kubohb/HpBandSter regret: mean {ratio:.3f}, median {ratio_median:.3f}; "
+            f"kubohb/Hyperband mean {vs_hb:.3f}; optimiser {speed:.0f}x faster per evaluation"
+        )
+        ok &= ratio <= 1.10
+        summary["problems"][name] = {**stats, "ratio_mean": ratio, "ratio_median": ratio_median}
+    if timings:
+        k, h = timings["kubohb"]["median_s"], timings["hpbandster"]["median_s"]
+        print(
+            f"zela2018 ask+tell at ~{args.timing_observations} observations (one budget, one "
+            f"core): kubohb {k * 1e3:.2f} ms median, HpBandSter {h * 1e3:.1f} ms; "
+            f"ratio {k / h:.3f}"
+        )
+        ok &= k <= 5e-3
+    if args.out:
+        args.out.write_text(json.dumps(summary, indent=1))
+    print(
+        "acceptance (ratio <= 1.10 on every problem, ask+tell <= 5 ms):", "PASS" if ok else "FAIL"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

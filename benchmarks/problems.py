@@ -1,0 +1,117 @@
+"""Offline multi-fidelity benchmark problems (spec §6), numpy only.
+
+This module is imported both by kubohb's benchmark and by the HpBandSter runner in its own venv
+(numpy < 2), so it depends on nothing else. A problem gives a search space in kubohb's dict form,
+its budget range, a noisy multi-fidelity ``loss`` and the noise-free ``regret`` of a config at the
+full fidelity (what "final regret" reports).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CountingOnes:
+    """BOHB paper toy (HPOlib1.5): n_cat binary categoricals and n_cont floats in [0, 1].
+
+    loss(x, b) = -(sum(cat) + sum_j mean of int(b) Bernoulli(float_j) draws); normalised regret of
+    the noise-free value is 1 - (sum(cat) + sum(float)) / d."""
+
+    n_cat: int
+    n_cont: int
+    min_budget: float = 9
+    max_budget: float = 729
+
+    @property
+    def name(self) -> str:
+        return f"counting_ones_{self.n_cat}+{self.n_cont}"
+
+    @property
+    def parameters(self) -> list[dict[str, Any]]:
+        cats = [
+            {"name": f"cat_{i}", "type": "categorical", "choices": [0, 1]}
+            for i in range(self.n_cat)
+        ]
+        floats = [
+            {"name": f"float_{i}", "type": "float", "low": 0.0, "high": 1.0}
+            for i in range(self.n_cont)
+        ]
+        return cats + floats
+
+    def loss(self, config: dict[str, Any], budget: float, rng: np.random.Generator) -> float:
+        draws = int(budget)
+        cats = sum(int(config[f"cat_{i}"]) for i in range(self.n_cat))
+        conts = sum(rng.binomial(draws, config[f"float_{i}"]) / draws for i in range(self.n_cont))
+        return -float(cats + conts)
+
+    def regret(self, config: dict[str, Any]) -> float:
+        total = sum(int(config[f"cat_{i}"]) for i in range(self.n_cat))
+        total += sum(float(config[f"float_{i}"]) for i in range(self.n_cont))
+        return 1.0 - total / (self.n_cat + self.n_cont)
+
+
+_H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+_H6_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
+)
+_H6_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
+_H6_MIN = -3.32237
+
+
+@dataclass(frozen=True)
+class MFHartmann6:
+    """mf-prior-bench's MFHartmann6 (spec §6.4 b): fidelity z in [100/27, 100], s = log z / log 100,
+    alpha' = alpha - bias (1 - s), value = H(x; alpha') + |N(0, 1)| noise (1 - s). Preset "default"
+    (bias 0.5, noise 0.1). Regret = H(x; alpha) - f* at full fidelity."""
+
+    bias: float = 0.5
+    noise: float = 0.1
+    min_budget: float = 100 / 27
+    max_budget: float = 100.0
+    name: str = "mf_hartmann_6"
+
+    @property
+    def parameters(self) -> list[dict[str, Any]]:
+        return [{"name": f"x{i}", "type": "float", "low": 0.0, "high": 1.0} for i in range(6)]
+
+    @staticmethod
+    def _h(x: np.ndarray, alpha: np.ndarray) -> float:
+        inner = np.sum(_H6_A * (x[None, :] - _H6_P) ** 2, axis=1)
+        return -float(np.sum(alpha * np.exp(-inner)))
+
+    def loss(self, config: dict[str, Any], budget: float, rng: np.random.Generator) -> float:
+        x = np.array([config[f"x{i}"] for i in range(6)], dtype=float)
+        s = math.log(budget) / math.log(100.0)
+        value = self._h(x, _H6_ALPHA - self.bias * (1 - s))
+        return value + abs(float(rng.standard_normal())) * self.noise * (1 - s)
+
+    def regret(self, config: dict[str, Any]) -> float:
+        x = np.array([config[f"x{i}"] for i in range(6)], dtype=float)
+        return self._h(x, _H6_ALPHA) - _H6_MIN
+
+
+PROBLEMS: dict[str, Any] = {
+    p.name: p for p in (CountingOnes(4, 4), CountingOnes(8, 8), MFHartmann6())
+}
+
+
+def zela_timing_loss(vector: np.ndarray) -> float:
+    """A smooth synthetic loss on the [0, 1] encoding, for the ask+tell timing runs."""
+    return float(np.sum((np.nan_to_num(vector, nan=0.5) - 0.3) ** 2))
