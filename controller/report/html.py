@@ -130,12 +130,13 @@ def _importance(b: BudgetImportance, unit: str, figures: dict[str, bytes]) -> st
         '<table><tr><th class="l">parameter</th><th>importance</th><th>std over trees</th></tr>'
         f'{ind}<tr><th class="l">pair (top parameters)</th><th></th><th></th></tr>{pairs}</table>'
     )
-    imgs = ""
-    for kind, alt in (("importance", "importance"), ("marginals", "marginal plots")):
-        name = f"{kind}_budget_{b.budget:g}.png"
-        if name in figures:
-            imgs += _img(name, figures[name], f"{alt} at budget {b.budget:g}")
-    return head + tables + imgs
+    name = f"marginals_budget_{b.budget:g}.png"
+    img = (
+        _img(name, figures[name], f"marginal plots at budget {b.budget:g}")
+        if name in figures
+        else ""
+    )
+    return head + tables + img
 
 
 def _top(ranked: list[RankedConfig], reruns: dict[str, str]) -> str:
@@ -182,6 +183,7 @@ def render_page(
         "<p>Fraction of the variance of a random forest fitted to (config, loss) at each budget "
         "that each parameter (and each pair of the top parameters) explains, with the marginal "
         "predicted loss of the top three parameters.</p>",
+        fig("importance_by_budget.png", "parameter importance by budget"),
         importance,
         "<h2 id='curves'>Learning curves</h2>",
         fig("learning_curves.png", "learning curves"),

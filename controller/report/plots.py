@@ -124,34 +124,39 @@ def correlation_heatmap(a: Analysis) -> dict[str, bytes]:
     return {"correlation_heatmap.png": _png(fig)}
 
 
-def importance_bars(b: BudgetImportance, unit: str) -> bytes:
-    fig = Figure(figsize=(10, 3.6))
-    left, right = fig.subplots(1, 2)
-    top = b.individual[:8][::-1]
-    left.barh(
-        [i.name for i in top],
-        [i.fraction for i in top],
-        xerr=[i.std for i in top],
-        color="steelblue",
-        capsize=2,
-    )
-    left.set_xlabel("fraction of variance explained")
-    left.set_title("individual")
-    pairs = b.pairwise[:8][::-1]
-    right.barh(
-        [" × ".join(p.names) for p in pairs],
-        [p.fraction for p in pairs],
-        xerr=[p.std for p in pairs],
-        color="darkorange",
-        capsize=2,
-    )
-    right.set_xlabel("fraction of variance explained")
-    right.set_title("pairwise (top parameters)")
-    for ax in (left, right):
-        ax.set_xlim(0, 1)
-        ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"fANOVA parameter importance at budget {_fmt(b.budget)} {unit} (n={b.n})")
-    return _png(fig, left=0.1, wspace=0.6, top=0.83, bottom=0.15)
+def importance_heatmap(a: Analysis) -> dict[str, bytes]:
+    """Individual importance of every parameter (rows) at every budget (columns), in one view:
+    how what matters changes with the budget is the paper's point."""
+    done = [b for b in a.importance if b.note is None]
+    if not done:
+        return {}
+    top = {i.name: i.fraction for i in done[-1].individual}  # order rows by the top budget
+    names = sorted({i.name for b in done for i in b.individual}, key=lambda n: -top.get(n, 0.0))
+    grid = np.full((len(names), len(a.importance)), np.nan)
+    for j, b in enumerate(a.importance):
+        for i in b.individual:
+            grid[names.index(i.name), j] = i.fraction
+    fig = Figure(figsize=(1.1 * len(a.importance) + 3.5, 0.42 * len(names) + 1.6))
+    ax = fig.add_subplot()
+    ax.set_facecolor("#eeeeee")  # budgets with too few configs
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for (r, c), v in np.ndenumerate(grid):
+        if math.isfinite(v):
+            ax.text(
+                c,
+                r,
+                f"{v:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if v > 0.6 else "black",
+            )
+    ax.set_xticks(range(len(a.importance)), [f"{_fmt(b.budget)}\n(n={b.n})" for b in a.importance])
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel(f"budget [{a.budget_unit}]")
+    ax.set_title("fANOVA importance (fraction of variance) by budget")
+    fig.colorbar(im, ax=ax)
+    return {"importance_by_budget.png": _png(fig, left=0.25, bottom=0.2, top=0.88)}
 
 
 def marginal_plots(b: BudgetImportance, unit: str) -> bytes:
@@ -180,11 +185,8 @@ def _marginal(ax: Axes, m: Marginal) -> None:
     ax.grid(alpha=0.3)
 
 
-def importance_figures(b: BudgetImportance, unit: str) -> dict[str, bytes]:
-    return {
-        f"importance_budget_{_fmt(b.budget)}.png": importance_bars(b, unit),
-        f"marginals_budget_{_fmt(b.budget)}.png": marginal_plots(b, unit),
-    }
+def marginal_figure(b: BudgetImportance, unit: str) -> dict[str, bytes]:
+    return {f"marginals_budget_{_fmt(b.budget)}.png": marginal_plots(b, unit)}
 
 
 def learning_curves(a: Analysis) -> dict[str, bytes]:
@@ -271,7 +273,8 @@ def all_figures(a: Analysis, workers: int | None = None) -> dict[str, bytes]:
     tasks: list[tuple[Callable[..., dict[str, bytes]], tuple[Any, ...]]] = [
         (figure1, (a,)),
         (correlation_heatmap, (a,)),
-        *[(importance_figures, (b, a.budget_unit)) for b in a.importance if b.note is None],
+        (importance_heatmap, (a,)),
+        *[(marginal_figure, (b, a.budget_unit)) for b in a.importance if b.note is None],
         (learning_curves, (a,)),
         (usage, (a,)),
     ]
