@@ -34,8 +34,21 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: install
+bench: install hpbandster-venv
 	$(BIN)/python -m benchmarks
+
+# HpBandSter 0.7.4, the reference BOHB that benchmarks/optimizers.py measures kubohb against. It
+# needs numpy<2, so it gets its own venv (pins: versions that install together from PyPI).
+HPB_VENV := .venv-hpbandster
+.PHONY: hpbandster-venv
+hpbandster-venv: $(HPB_VENV)/.installed
+
+$(HPB_VENV)/.installed:
+	test -x $(HPB_VENV)/bin/python || $(PYTHON) -m venv $(HPB_VENV)
+	$(HPB_VENV)/bin/python -m pip install --quiet 'hpbandster==0.7.4' 'ConfigSpace==0.6.1' \
+	  'numpy<2' 'pandas<3' 'scipy<1.14' 'statsmodels==0.14.4' 'netifaces==0.11.0' \
+	  'Pyro4==4.82' 'serpent==1.41'
+	touch $@
 
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache .ruff_cache .hypothesis runs

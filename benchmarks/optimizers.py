@@ -4,7 +4,7 @@
 and ``python -m benchmarks optimizers`` run the defaults. Every optimiser gets the same problems,
 seeds and total budget (``--iterations`` successive-halving brackets; random search gets that
 total budget in full-budget runs) and runs sequentially (one worker), each in its own subprocess
-pinned to one BLAS thread. HpBandSter runs in ``.venv-hpbandster`` (``make .venv-hpbandster``)
+pinned to one BLAS thread. HpBandSter runs in ``.venv-hpbandster`` (``make hpbandster-venv``)
 through ``benchmarks/hpbandster_runner.py``.
 
 Printed: mean / median final regret (the noise-free regret of the incumbent, the best observed
@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
         json.dump(_worker(json.loads(sys.stdin.read())), sys.stdout)
         return 0
     if not HPB_PYTHON.exists():
-        print(f"{HPB_PYTHON} is missing: run `make .venv-hpbandster` (HpBandSter 0.7.4, numpy<2)")
+        print(f"{HPB_PYTHON} is missing: run `make hpbandster-venv` (HpBandSter 0.7.4, numpy<2)")
         return 1
 
     seeds = list(range(args.seeds))
