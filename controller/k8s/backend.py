@@ -30,6 +30,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
+from controller import log
 from controller.backend import Backend, Launch, Resources, TrialState
 from controller.k8s.client import (
     KubernetesBackendError,
@@ -46,11 +47,11 @@ from controller.k8s.status import EXIT_CANCELLED, is_finished, job_state, pod_pr
 from controller.k8s.watch import JobCache, JobWatcher
 from trainer.contract import check_name
 
-log = logging.getLogger("kubohb.k8s")
-
 _SYNC_WAIT_S = 30.0  # adopt() waits this long for the first list before listing itself
 _RECREATE_TRIES = 20  # a relaunch waits for the old Job's deletion this many times...
 _RECREATE_WAIT_S = 0.25  # ...this long each
+# A pending pod with no visible problem (a slow image pull) gets this many pending timeouts.
+_GIVE_UP_FACTOR = 4
 
 
 class KubernetesBackend(Backend):
@@ -101,11 +102,11 @@ class KubernetesBackend(Backend):
         self._ended: dict[str, TrialState] = {}  # trials we cancelled or declared lost
         self.creates = 0  # Job creations that reached the API server (409s included)
         self.watcher.start()
-        log.info(
-            "event=k8s.backend.start sweep=%s namespace=%s owner=%s",
-            sweep,
-            self.namespace,
-            self.owner.name if self.owner else None,
+        log.event(
+            "k8s.backend.started",
+            sweep=sweep,
+            namespace=self.namespace,
+            owner=self.owner.name if self.owner else None,
         )
 
     # -- Backend -------------------------------------------------------------------------------
@@ -153,13 +154,19 @@ class KubernetesBackend(Backend):
 
     def adopt(self) -> set[str]:
         if not self.cache.synced.wait(_SYNC_WAIT_S):
-            self.watcher.relist()  # the watch thread is failing: surface its error here
+            try:
+                self.watcher.relist()  # the watch thread is failing: surface its error here
+            except ApiException as exc:
+                raise KubernetesBackendError(
+                    f"Jobs of sweep {self.sweep} in {self.namespace}: list failed (HTTP "
+                    f"{exc.status} {exc.reason}); the Role must allow list/watch on jobs"
+                ) from exc
         adopted = {
             job["metadata"]["labels"][LABEL_TRIAL]
             for job in self.cache.snapshot()
             if not is_finished(job) and LABEL_TRIAL in (job["metadata"].get("labels") or {})
         }
-        log.info("event=k8s.backend.adopt sweep=%s trials=%d", self.sweep, len(adopted))
+        log.event("k8s.backend.adopted", sweep=self.sweep, trials=len(adopted))
         return adopted
 
     def close(self) -> None:
@@ -200,16 +207,20 @@ class KubernetesBackend(Backend):
                 )
             ).get("items", [])
         except ApiException as exc:
-            log.warning("event=k8s.pods.error job=%s status=%s", name, exc.status)
+            log.event("k8s.pods.error", logging.WARNING, job=name, status=exc.status)
             return None
+        waited = now - self._pending_since[name]
         problems = [p for p in (pod_problem(pod) for pod in pods) if p]
+        if not pods:  # the Job controller cannot create its pod: quota, admission webhook...
+            problems = ["no pod was created (see `kubectl describe job`)"]
+        elif not problems and waited > _GIVE_UP_FACTOR * self.options.pending_timeout_s:
+            problems = ["pods never started"]  # slow but error-free so far: still not forever
         if not problems:
             return None
-        waited = round(now - self._pending_since[name])
-        reason = f"{problems[0]} (pending for {waited}s > pending_timeout_s)"
+        reason = f"{problems[0]} (pending for {round(waited)}s > pending_timeout_s)"
         state = TrialState(trial_id=trial_id, phase="lost", reason=reason)
-        log.warning(
-            "event=k8s.trial.lost sweep=%s trial=%s reason=%r", self.sweep, trial_id, reason
+        log.event(
+            "k8s.trial.lost", logging.WARNING, sweep=self.sweep, trial=trial_id, reason=reason
         )
         self._event(name, "TrialLost", reason)
         self._ended[trial_id] = state
@@ -227,7 +238,7 @@ class KubernetesBackend(Backend):
                     )
                 )
                 self.cache.put(created)  # poll right after launch must not say "lost"
-                log.info("event=k8s.job.created job=%s namespace=%s", name, self.namespace)
+                log.event("k8s.job.created", job=name, namespace=self.namespace)
                 return
             except ApiException as exc:
                 if exc.status != 409:
@@ -295,7 +306,7 @@ class KubernetesBackend(Backend):
         try:
             self.core.create_namespaced_event(self.namespace, body, _preload_content=False)
         except ApiException as exc:
-            log.info("event=k8s.event.skipped job=%s status=%s", name, exc.status)
+            log.event("k8s.event.skipped", job=name, status=exc.status)
 
     def _api_error(self, verb: str, name: str, exc: ApiException) -> KubernetesBackendError:
         hint = {

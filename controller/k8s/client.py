@@ -14,9 +14,8 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from controller import log
 from controller.k8s.jobs import OwnerRef
-
-log = logging.getLogger("kubohb.k8s")
 
 ENV_POD_NAME = "KUBOHB_POD_NAME"  # downward API (metadata.name), set by the chart
 ENV_NAMESPACE = "KUBOHB_NAMESPACE"  # downward API (metadata.namespace), set by the chart
@@ -84,10 +83,12 @@ def controller_owner(
     if not pod_name or not pod_namespace:
         return None
     if pod_namespace != namespace:
-        log.warning(
-            "event=k8s.owner.skipped reason=cross-namespace pod_namespace=%s namespace=%s",
-            pod_namespace,
-            namespace,
+        log.event(
+            "k8s.owner.skipped",
+            logging.WARNING,
+            reason="ownerReferences cannot cross namespaces",
+            pod_namespace=pod_namespace,
+            namespace=namespace,
         )
         return None  # ownerReferences cannot cross namespaces
     try:
@@ -105,7 +106,7 @@ def controller_owner(
                 name=ref["name"],
                 uid=ref["uid"],
             )
-    log.warning("event=k8s.owner.none pod=%s/%s reason=no-controller-job", pod_namespace, pod_name)
+    log.event("k8s.owner.none", logging.WARNING, pod=f"{pod_namespace}/{pod_name}")
     return None
 
 

@@ -17,9 +17,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 from pydantic import BaseModel
 
+from controller import log
 from controller.k8s.client import read_json
-
-log = logging.getLogger("kubohb.k8s")
 
 _LIST_PAGE = 500
 
@@ -144,7 +143,7 @@ class JobWatcher(threading.Thread):
                     break
                 if exc.status == 410:  # our resourceVersion was compacted away: relist
                     self.stats.gone += 1
-                    log.info("event=k8s.watch.gone namespace=%s", self.namespace)
+                    log.event("k8s.watch.gone", namespace=self.namespace)
                 else:
                     self._failed(f"HTTP {exc.status} {exc.reason}")
                     self._stop_event.wait(backoff)
@@ -161,7 +160,7 @@ class JobWatcher(threading.Thread):
     def _failed(self, why: str) -> None:
         self.stats.errors += 1
         self.last_error = why
-        log.warning("event=k8s.watch.error namespace=%s error=%r", self.namespace, why)
+        log.event("k8s.watch.error", logging.WARNING, namespace=self.namespace, error=why)
 
     def relist(self) -> str:
         """List all of the sweep's Jobs (paged) and replace the cache; returns the list's RV."""

@@ -156,6 +156,21 @@ def test_stuck_pods_are_lost_after_the_pending_timeout(
     events = apiserver.store.list(EVENTS, NAMESPACE)[0]
     assert {e["reason"] for e in events} == {"TrialLost"}
     assert backend.poll(["u"])["u"].phase == "lost"  # stays lost, no flapping
+    now[0] += 3 * 300  # 4 pending timeouts: a pod that never starts is not waited on forever
+    held = backend.poll(["h"])["h"]
+    assert held.phase == "lost" and "never started" in (held.reason or "")
+
+
+def test_job_without_pods_is_lost_after_the_pending_timeout(
+    backends: Backends, apiserver: RunningApiServer
+) -> None:
+    now = [0.0]
+    backend = backends(pending_timeout_s=60, clock=lambda: now[0])  # no kubelet: no pod ever
+    backend.launch(backends.launch(SWEEP, "quota", {"x": 1}))
+    assert backend.poll(["quota"])["quota"].phase == "pending"
+    now[0] += 61
+    state = backend.poll(["quota"])["quota"]
+    assert state.phase == "lost" and "no pod" in (state.reason or "")
 
 
 def test_deadline_and_cancel(
