@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.stats import mannwhitneyu
 
 from benchmarks.problems import PROBLEMS, zela_timing_loss
 
@@ -140,6 +141,15 @@ def _chunks(seeds: list[int], n: int) -> list[list[int]]:
     return [seeds[i::n] for i in range(n) if seeds[i::n]]
 
 
+def _bootstrap_ratio(ours: np.ndarray, ref: np.ndarray, n: int = 5000) -> tuple[float, float]:
+    """95 % interval of mean(ours) / mean(ref), resampling seeds of each side independently."""
+    rng = np.random.default_rng(0)
+    a = rng.choice(ours, size=(n, len(ours))).mean(axis=1)
+    b = rng.choice(ref, size=(n, len(ref))).mean(axis=1)
+    low, high = np.percentile(a / b, [2.5, 97.5])
+    return float(low), float(high)
+
+
 def _fmt(x: float) -> str:
     return f"{x:.4f}" if x >= 1e-3 else f"{x:.2e}"
 
@@ -232,6 +242,10 @@ def _report(
                 f"{name:<20} {method:<11} {_fmt(st['mean']):>12} {_fmt(st['median']):>10} "
                 f"{st['evals']:>6.0f} {st['s_per_eval'] * 1e3:>9.2f}ms"
             )
+        ours = np.array([r["regret"] for r in results[(name, "kubohb")]])
+        ref = np.array([r["regret"] for r in results[(name, "hpbandster")]])
+        low, high = _bootstrap_ratio(ours, ref)
+        p_value = float(mannwhitneyu(ours, ref).pvalue)
         ratio = stats["kubohb"]["mean"] / stats["hpbandster"]["mean"]
         ratio_median = stats["kubohb"]["median"] / stats["hpbandster"]["median"]
         speed = stats["hpbandster"]["s_per_eval"] / stats["kubohb"]["s_per_eval"]
@@ -240,8 +254,19 @@ def _report(
             f"{name:<20} kubohb/HpBandSter regret: mean {ratio:.3f}, median {ratio_median:.3f}; "
             f"kubohb/Hyperband mean {vs_hb:.3f}; optimiser {speed:.0f}x faster per evaluation"
         )
+        print(
+            f"{name:<20} mean ratio 95% bootstrap interval [{low:.3f}, {high:.3f}]; "
+            f"Mann-Whitney U p = {p_value:.3f} (kubohb vs HpBandSter regrets)"
+        )
         ok &= ratio <= 1.10
-        summary["problems"][name] = {**stats, "ratio_mean": ratio, "ratio_median": ratio_median}
+        summary["problems"][name] = {
+            **stats,
+            "ratio_mean": ratio,
+            "ratio_median": ratio_median,
+            "ratio_ci95": [low, high],
+            "mannwhitney_p": p_value,
+            "regrets": {m: [r["regret"] for r in results[(name, m)]] for m in METHODS},
+        }
     if timings:
         k, h = timings["kubohb"]["median_s"], timings["hpbandster"]["median_s"]
         print(
