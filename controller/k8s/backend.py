@@ -100,6 +100,7 @@ class KubernetesBackend(Backend):
         self._pending_since: dict[str, float] = {}  # job name -> when first seen not running
         self._pods_checked: dict[str, float] = {}  # job name -> when its pods were last read
         self._ended: dict[str, TrialState] = {}  # trials we cancelled or declared lost
+        self._names: dict[str, str] = {}  # trial id -> Job name (a hash: computed once)
         self.creates = 0  # Job creations that reached the API server (409s included)
         self.watcher.start()
         log.event(
@@ -175,8 +176,14 @@ class KubernetesBackend(Backend):
 
     # -- internals -----------------------------------------------------------------------------
 
+    def _name(self, trial_id: str) -> str:
+        name = self._names.get(trial_id)
+        if name is None:
+            name = self._names[trial_id] = job_name(self.sweep, trial_id)
+        return name
+
     def _state(self, trial_id: str, now: float) -> TrialState:
-        name = job_name(self.sweep, trial_id)
+        name = self._name(trial_id)
         if trial_id in self._ended:  # cancelled or declared lost: late watch events do not count
             return self._ended[trial_id]
         job = self.cache.get(name)
