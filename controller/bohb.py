@@ -99,9 +99,8 @@ class BOHB:
         n_min = space.dim + 1
         if min_points_in_model is not None and min_points_in_model < n_min:
             # HpBandSter forces this too: a KDE needs more points than dimensions.
-            log.warning(
-                "event=min_points_in_model_raised given=%d used=%d", min_points_in_model, n_min
-            )
+            fields = {"given": min_points_in_model, "used": n_min}
+            log.warning("bohb.min_points_in_model_raised", extra={"fields": fields})
         self.min_budget, self.max_budget, self.eta, self.seed = min_budget, max_budget, eta, seed
         self.max_iterations = max_iterations
         self.knobs = ModelKnobs(

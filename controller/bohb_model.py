@@ -27,7 +27,7 @@ from scipy import special
 from controller import kde
 from controller.space import SearchSpace
 
-log = logging.getLogger("kubohb.bohb")
+log = logging.getLogger("kubohb.bohb")  # one event per line via controller.log's handler
 
 _FLOOR = 1e-32  # HpBandSter's floor on both densities in the acquisition g/l
 
@@ -142,7 +142,7 @@ class ConfigGenerator:
         try:
             vector = self._best_candidate(rung, rng)
         except (ValueError, FloatingPointError) as exc:  # HpBandSter falls back to random too
-            log.warning("event=model_proposal_failed error=%r", exc)
+            log.warning("bohb.model_proposal_failed", extra={"fields": {"error": repr(exc)}})
             vector = None
         if vector is None:
             return self.space.decode(self.space.sample_vector(rng)), False
