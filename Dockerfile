@@ -1,5 +1,6 @@
 # kubohb images, one Dockerfile with two targets:
-#   controller  the sweep controller and `kubohb` CLI; no torch (~200 MB)
+#   controller  the sweep controller and `kubohb` CLI; no torch (~450 MB of packages, a third of
+#               it bytecode, kept: the root file system is read-only at run time)
 #   trainer     the trainer, with torch + CUDA from PyPI's wheels (the nvidia-* packages carry the
 #               CUDA libraries, so no CUDA base image is needed; the node only needs the driver)
 # Build: `make images`, or `docker build --target controller -t kubohb-controller .`

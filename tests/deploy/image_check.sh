@@ -58,7 +58,7 @@ say "buildah bud --target $target"
 "${bah[@]}" bud --isolation chroot --pull=never --layers "${mounts[@]}" --target "$target" \
   --tag "$image" . \
   >"$work/bud.log" 2>&1 || { tail -30 "$work/bud.log" >&2; exit 1; }
-say "image $image: $("${bah[@]}" inspect --type image --format '{{.Size}}' "$image" 2>/dev/null || echo '?') bytes"
+say "image $image: $("${bah[@]}" images --format '{{.Size}}' "$image")"
 
 ctr=$("${bah[@]}" from --pull=never "$image")
 trap '"${bah[@]}" rm "$ctr" >/dev/null 2>&1 || true' EXIT

@@ -43,6 +43,10 @@ STANDARD_LABELS = (
 )
 
 
+# `kubohb` as the console script runs it (main() returns the exit code).
+CLI = "import sys; from controller.cli import main; sys.exit(main())"
+
+
 def newest_kubernetes() -> str:
     from kubernetes_validate.utils import latest_version
 
@@ -134,7 +138,7 @@ def test_kubohb_validate_accepts_the_rendered_spec(render: Render, tmp_path: Any
         one(render("--values", str(GPU_SPOT_VALUES)), "ConfigMap")["data"]["sweep.yaml"]
     )
     proc = subprocess.run(
-        [sys.executable, "-c", "from controller.cli import main; main()", "validate", str(path)],
+        [sys.executable, "-c", CLI, "validate", str(path)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
