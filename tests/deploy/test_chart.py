@@ -3,6 +3,7 @@ kubernetes-validate ships, grants only the listed permissions, and carries a val
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from typing import Any
@@ -303,3 +304,26 @@ def test_notes_say_how_to_follow_the_sweep(helm: str) -> None:
         "kubohb status s3://my-bucket/kubohb/demo --endpoint-url http://minio.storage:9000" in notes
     )
     assert "helm test demo" in notes
+
+
+def _undocumented_keys(lines: list[str]) -> list[str]:
+    """Chart knobs (top-level keys, their children, and sweep.trainer's) without a comment on
+    the line above or at the end of the line."""
+    missing, path = [], []
+    for number, line in enumerate(lines):
+        match = re.match(r"^( *)([A-Za-z_][\w.-]*):", line)
+        if not match:
+            continue
+        depth = len(match[1]) // 2
+        path = [*path[:depth], match[2]]
+        knob = depth <= 1 or (path[:2] == ["sweep", "trainer"] and depth == 2)
+        above = lines[number - 1].strip() if number else ""
+        if knob and not above.startswith("#") and " # " not in line:
+            missing.append(".".join(path))
+    return missing
+
+
+def test_every_value_is_documented_in_values_yaml() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    assert _undocumented_keys(lines) == []
+    assert _undocumented_keys(["a:", "  b: 1"]) == ["a", "a.b"]  # the check itself can fail
