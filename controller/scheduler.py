@@ -113,14 +113,21 @@ class Scheduler:
         self._launch_recorded()
 
     def _launch_recorded(self) -> None:
-        for t in self.state.in_phase("LAUNCHED"):
-            result = self._read_result(t)
-            if result is not None:
-                t.state = "RUNNING"  # its result is processed by the next poll
-                continue
-            self._send(t, resumed=True)
-            t.state = "RUNNING"
+        """LAUNCHED trials were recorded, but the launch may or may not have happened."""
+        recorded = self.state.in_phase("LAUNCHED")
+        first = [t.trial_id for t in recorded if t.attempts == 1]
+        seen = self.backend.poll(first) if first else {}
+        for t in recorded:
             self.dirty = True
+            t.state = "RUNNING"  # from here on the normal poll handles it
+            ts = seen.get(t.trial_id)
+            if ts is not None and ts.phase != "lost":
+                continue  # it started (a first attempt has no older exit to confuse)
+            if self._read_result(t) is not None:
+                continue
+            # Never started, or a retry whose old attempt's exit may still be on record:
+            # launch() is idempotent and archives that old exit.
+            self._send(t, resumed=True)
 
     # -- polling ----------------------------------------------------------------------------
     def _poll(self, now: datetime) -> None:
