@@ -291,3 +291,15 @@ def test_invalid_job_errors_name_the_job_and_the_fix(
         backend.launch(backends.launch(SWEEP, "x", {"x": 1}))
     assert job_name(SWEEP, "x") in str(err.value) and "tolerations" in str(err.value)
     assert (JOBS, NAMESPACE, job_name(SWEEP, "x")) not in apiserver.store.objects
+
+
+def test_quiet_watch_window_ends_in_a_fresh_list(
+    backends: Backends, apiserver: RunningApiServer
+) -> None:
+    """The bounded fallback poll: a watch window without events is followed by a list, so a
+    watch that silently stopped delivering cannot leave the cache stale for longer."""
+    backend = backends(poll_interval_s=1.0)
+    backend.adopt()
+    lists = backend.watcher.stats.lists
+    wait_for(lambda: backend.watcher.stats.lists >= lists + 2, timeout=10, what="two relists")
+    assert apiserver.counts["WATCH jobs"] >= 2 and backend.watcher.stats.errors == 0
