@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import queue
@@ -50,17 +51,27 @@ class PageCheck(BaseModel):
     title: str
 
 
+def _above_four(fd: int) -> int:
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return high
+
+
 class _Pipe:
     def __init__(self, binary: str, profile: str) -> None:
+        self.log_path = Path(profile) / "chromium.log"
+        self._log = self.log_path.open("wb")
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
-        # the shell puts our pipe ends on fds 3 and 4, where Chromium expects them
+        # move the child's ends above 4 so that the shell's 3<& / 4>& cannot clobber one another
+        to_chrome_r, from_chrome_w = (_above_four(fd) for fd in (to_chrome_r, from_chrome_w))
+        # bash (dash only takes one-digit fds) puts our pipe ends on 3 and 4 for Chromium
         cmd = " ".join([f"exec {binary}", *FLAGS, f"--user-data-dir={profile}"])
         self.proc = subprocess.Popen(
-            ["sh", "-c", f"{cmd} 3<&{to_chrome_r} 4>&{from_chrome_w}"],
+            ["bash", "-c", f"{cmd} 3<&{to_chrome_r} 4>&{from_chrome_w}"],
             pass_fds=(to_chrome_r, from_chrome_w),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self._log,
         )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
@@ -91,18 +102,28 @@ class _Pipe:
         msg: dict[str, Any] = {"id": self._next, "method": method, "params": params}
         if session:
             msg["sessionId"] = session
-        os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
+        try:
+            os.write(self._to_chrome, json.dumps(msg).encode() + b"\0")
+        except BrokenPipeError:
+            raise RuntimeError(f"chromium exited; its log ends:\n{self.log_tail()}") from None
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._next not in self._replies:
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None:
-                    raise TimeoutError(f"chromium did not answer {method} within {timeout} s")
+                    raise TimeoutError(
+                        f"chromium did not answer {method} within {timeout} s "
+                        f"(exit code {self.proc.poll()}); its log ends:\n{self.log_tail()}"
+                    )
                 self._cond.wait(left)
             reply = self._replies.pop(self._next)
         if "error" in reply:
             raise RuntimeError(f"{method}: {reply['error']}")
         return reply.get("result", {})
+
+    def log_tail(self, lines: int = 15) -> str:
+        self._log.flush()
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def close(self) -> None:
         with contextlib.suppress(TimeoutError, RuntimeError, OSError):
@@ -113,6 +134,7 @@ class _Pipe:
             self.proc.kill()
             self.proc.wait()
         os.close(self._to_chrome)
+        self._log.close()
 
 
 def _error_text(event: dict[str, Any]) -> str | None:
