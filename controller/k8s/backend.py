@@ -141,6 +141,8 @@ class KubernetesBackend(Backend):
 
     def poll(self, trial_ids: Iterable[str]) -> dict[str, TrialState]:
         out: dict[str, TrialState] = {}
+        # before the first list every Job would look missing ("lost"): wait for it (once)
+        self.cache.synced.wait(_SYNC_WAIT_S)
         now = self.clock()
         for trial_id in trial_ids:
             out[trial_id] = self._state(trial_id, now)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -139,7 +138,3 @@ class RateLimiter:
         if wait > 0:
             self._sleep(wait)
         return wait
-
-
-def environ() -> Mapping[str, str]:
-    return os.environ
