@@ -50,6 +50,13 @@ $(HPB_VENV)/.installed:
 	  'Pyro4==4.82' 'serpent==1.41'
 	touch $@
 
+# A real BOHB sweep on this machine: local backend, ./runs, Fashion-MNIST (docs/examples/demo.yaml).
+# Running it again resumes (or just reports) the same sweep; `rm -rf runs/demo runs/.local/demo`
+# starts over.
+.PHONY: demo
+demo: install
+	$(BIN)/kubohb run docs/examples/demo.yaml
+
 clean:
 	rm -rf $(VENV) .venv-* .pytest_cache .ruff_cache .hypothesis runs
 
