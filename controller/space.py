@@ -181,12 +181,12 @@ class CategoricalParam(_Param):
 
 
 def _key(value: Any) -> tuple[str, Any]:
-    # True == 1 in Python; a choice list [1, True] must still hold two distinct choices.
-    return (
-        (type(value).__name__ if isinstance(value, bool) else "num", value)
-        if not isinstance(value, str)
-        else ("str", value)
-    )
+    """Comparison key of a choice: True == 1 in Python, but [1, True] are two distinct choices."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, str):
+        return ("str", value)
+    return ("num", value)
 
 
 Parameter = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
