@@ -71,6 +71,8 @@ def kubohb(
 def run_json(sweep: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     proc = kubohb("run", str(sweep), "--json", env=env)
     assert proc.stdout.strip(), f"no JSON summary; stderr:\n{proc.stderr[-3000:]}"
+    for line in proc.stderr.splitlines():  # structured logs: one JSON event per line
+        assert "event" in json.loads(line), line
     return proc.returncode, json.loads(proc.stdout)
 
 

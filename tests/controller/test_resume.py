@@ -50,7 +50,7 @@ def test_kill_and_resume_at_many_points(tmp_path: Path) -> None:
     inv = dut / "invocations.txt"
     # Trials last about as long as a controller start, so restarts both adopt running trials
     # and find results that arrived while no controller ran.
-    env = {"KUBOHB_SYNTHETIC_SLEEP": "1", "KUBOHB_SYNTHETIC_INVOCATIONS": str(inv)}
+    env = {"KUBOHB_SYNTHETIC_SLEEP": "1.5", "KUBOHB_SYNTHETIC_INVOCATIONS": str(inv)}
     kills, points, adopted = 0, set(), 0
     for k in itertools.cycle(KILL_CYCLE):
         proc = kubohb(

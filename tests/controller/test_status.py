@@ -1,0 +1,90 @@
+"""Status summary (pure), its rich rendering, the live display, and the JSON log lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rich.console import Console
+
+from controller import log
+from controller.progress import LiveProgress
+from controller.state import SweepState, TrialRecord
+from controller.status import render, summarize
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _state() -> SweepState:
+    def rec(trial_id: str, budget: float, state: str, loss: float | None = None) -> TrialRecord:
+        return TrialRecord(
+            trial_id=trial_id,
+            config={"x": 1},
+            budget=budget,
+            iteration=int(trial_id[2]),
+            state=state,  # type: ignore[arg-type]
+            attempts=1,
+            gpus=0,
+            deadline_s=100,
+            created_at=T0,
+            launched_at=T0,
+            loss=loss,
+        )
+
+    trials = [
+        rec("it0-c0-r0", 1, "SUCCEEDED", 0.4),
+        rec("it0-c1-r0", 1, "SUCCEEDED", 0.2),
+        rec("it0-c1-r1", 3, "SUCCEEDED", 0.3),
+        rec("it0-c2-r0", 1, "FAILED"),
+        rec("it1-c0-r1", 3, "RUNNING"),
+    ]
+    return SweepState(
+        sweep="s",
+        started_at=T0,
+        updated_at=T0,
+        bohb={},
+        trials={t.trial_id: t for t in trials},
+        gpu_seconds=360.0,
+        gpu_hour_price=2.0,
+        budgets=[1, 3, 9],
+    )
+
+
+def test_summary_counts_brackets_running_best_and_spend() -> None:
+    s = summarize(_state(), now=T0 + timedelta(seconds=150))
+    assert s["trials"] == {"SUCCEEDED": 3, "FAILED": 1, "RUNNING": 1}
+    assert s["brackets"][0]["rungs"] == [
+        {"budget": 1, "SUCCEEDED": 2, "FAILED": 1},
+        {"budget": 3, "SUCCEEDED": 1},
+    ]
+    assert s["running"] == [
+        {"trial_id": "it1-c0-r1", "budget": 3, "attempt": 1, "elapsed_s": 150.0, "deadline_s": 100}
+    ]
+    # the largest budget with a result wins, even with a worse loss than budget 1's best
+    assert s["incumbent"]["trial_id"] == "it0-c1-r1"
+    # 360 s finished + the running attempt clamped to its 100 s deadline
+    assert s["gpu_hours"] == pytest.approx(460 / 3600)
+    assert s["cost"] == pytest.approx(460 / 3600 * 2)
+    json.dumps(s)  # JSON-able as it is
+
+
+def test_render_and_live_display() -> None:
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    console.print(render(summarize(_state())))
+    text = out.getvalue()
+    assert "best so far: loss 0.3000 at budget 3" in text and "it1-c0-r1" in text
+    live_out = io.StringIO()
+    with LiveProgress(Console(file=live_out, force_terminal=True, width=120), every_s=0) as live:
+        live(_state())
+    assert "brackets" in live_out.getvalue()
+
+
+def test_log_lines_are_json(capsys: pytest.CaptureFixture[str]) -> None:
+    log.setup()
+    log.event("trial.lost", logging.WARNING, trial="t", attempts=2)
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["event"] == "trial.lost" and line["level"] == "warning" and line["attempts"] == 2
