@@ -46,7 +46,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller.runner import ResumeConflictError, run_sweep
+    from controller.runner import BackendSetupError, ResumeConflictError, run_sweep
     from controller.status import render, summarize
     from controller.sweep import SpecError, load_sweep
     from trainer.store import StoreError
@@ -67,15 +67,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 outcome = run_sweep(spec, text, on_tick=progress)
         else:
             outcome = run_sweep(spec, text)
-    except ResumeConflictError as exc:
+    except (ResumeConflictError, BackendSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StoreError as exc:
         print(f"error: store: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except ValueError as exc:  # e.g. GPUs requested on a machine without any
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     summary = summarize(outcome.state)
     if args.json:
         print(json.dumps({**summary, "exit_code": outcome.exit_code}, indent=1, default=str))

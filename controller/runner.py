@@ -25,6 +25,10 @@ class ResumeConflictError(ValueError):
     """The store already holds a sweep of this name with a different search."""
 
 
+class BackendSetupError(ValueError):
+    """The backend cannot run this sweep as configured (e.g. GPUs requested, none present)."""
+
+
 @dataclass
 class Outcome:
     reason: str
@@ -100,7 +104,11 @@ def run_sweep(
 ) -> Outcome:
     store = store or open_sweep_store(spec)
     state, bohb = load_or_create(spec, spec_text, store)
-    backend = backend or make_backend(spec)
+    if backend is None:
+        try:
+            backend = make_backend(spec)
+        except ValueError as exc:
+            raise BackendSetupError(str(exc)) from exc
     try:
         scheduler = Scheduler(spec, store, backend, bohb, state, on_tick=on_tick)
         reason = scheduler.run()

@@ -308,8 +308,12 @@ class Scheduler:
         if batch:
             self._save()  # recorded before anything is launched: see the module docstring
             for t in batch:
-                self._send(t)
                 t.state = "RUNNING"
+                try:
+                    self._send(t)
+                except Exception as exc:  # API or store hiccup: retried like a lost trial
+                    self._lost(t, f"launch failed: {type(exc).__name__}: {exc}", now)
+                    continue
                 log.event("trial.launched", trial=t.trial_id, budget=t.budget, attempt=t.attempts)
             self.dirty = True
         if active + len(batch) > 0:
