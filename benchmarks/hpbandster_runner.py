@@ -138,13 +138,18 @@ def run_timing(
 
     for _ in range(observations):  # pre-fill: prior samples, as the first results would be
         tell(cs.sample_configuration().get_dictionary())
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         config, _info = cg.get_config(1.0)
         tell(config)
         times.append(time.perf_counter() - t0)
-    return {"median_s": float(np.median(times)), "observations": observations + repeats}
+        cpu.append(time.process_time() - c0)
+    return {
+        "median_s": float(np.median(times)),
+        "median_cpu_s": float(np.median(cpu)),
+        "observations": observations + repeats,
+    }
 
 
 def main() -> int:

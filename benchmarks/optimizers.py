@@ -103,15 +103,20 @@ def _timing_kubohb(observations: int, repeats: int, seed: int) -> dict[str, Any]
 
     space = SearchSpace.builtin("zela2018")
     opt = BOHB(space, 1, 1, seed=seed)  # one budget: every result feeds the model used
-    times = []
+    times, cpu = [], []
     for i in range(observations + repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         s = opt.ask()
         assert s is not None
         opt.tell(s.trial_id, zela_timing_loss(space.encode(s.config)))
         if i >= observations:
             times.append(time.perf_counter() - t0)
-    return {"median_s": float(np.median(times)), "observations": observations + repeats}
+            cpu.append(time.process_time() - c0)
+    return {
+        "median_s": float(np.median(times)),
+        "median_cpu_s": float(np.median(cpu)),  # robust to other processes on a shared machine
+        "observations": observations + repeats,
+    }
 
 
 def _worker(job: dict[str, Any]) -> Any:
@@ -268,11 +273,12 @@ def _report(
             "regrets": {m: [r["regret"] for r in results[(name, m)]] for m in METHODS},
         }
     if timings:
-        k, h = timings["kubohb"]["median_s"], timings["hpbandster"]["median_s"]
+        k, h = timings["kubohb"]["median_cpu_s"], timings["hpbandster"]["median_cpu_s"]
+        kw, hw = timings["kubohb"]["median_s"], timings["hpbandster"]["median_s"]
         print(
             f"zela2018 ask+tell at ~{args.timing_observations} observations (one budget, one "
-            f"core): kubohb {k * 1e3:.2f} ms median, HpBandSter {h * 1e3:.1f} ms; "
-            f"ratio {k / h:.3f}"
+            f"thread), median CPU time: kubohb {k * 1e3:.2f} ms, HpBandSter {h * 1e3:.1f} ms, "
+            f"ratio {k / h:.3f}; median wall: {kw * 1e3:.2f} ms vs {hw * 1e3:.1f} ms"
         )
         ok &= k <= 5e-3
     if args.out:
