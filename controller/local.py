@@ -224,7 +224,7 @@ class LocalBackend(Backend):
         return {
             folder.name
             for folder in self.dir.iterdir()
-            if folder.is_dir() and self._alive(folder.name)
+            if folder.is_dir() and not (folder / FILE_EXIT).exists() and self._alive(folder.name)
         }
 
     def close(self) -> None:
