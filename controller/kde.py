@@ -56,13 +56,13 @@ class KDE:
         """Density at each row of ``x`` (shape (m, d)); returns shape (m,)."""
         x = np.atleast_2d(np.asarray(x, dtype=float))
         q = x[:, self._cont] / self.bw[self._cont]
-        # |q - X|^2 = |q|^2 + |X|^2 - 2 q.X : one matmul instead of an (m, n, d) broadcast.
-        sq = (
-            np.einsum("ij,ij->i", q, q)[:, None]
-            + self._sq_norms[None, :]
-            - 2.0 * (q @ self._scaled.T)
-        )
-        kernel = np.exp(-0.5 * np.maximum(sq, 0.0))
+        # -|q - X|^2 / 2 = q.X - |q|^2 / 2 - |X|^2 / 2: one matmul instead of an (m, n, d)
+        # broadcast, then in-place updates (this runs on every proposal).
+        kernel = q @ self._scaled.T
+        kernel -= 0.5 * np.einsum("ij,ij->i", q, q)[:, None]
+        kernel -= 0.5 * self._sq_norms[None, :]
+        np.minimum(kernel, 0.0, out=kernel)  # rounding can make a squared distance negative
+        np.exp(kernel, out=kernel)
         for j in np.flatnonzero(~self._cont):
             match = x[:, j, None] == self.data[None, :, j]
             bw, levels = self.bw[j], self.levels[j]
