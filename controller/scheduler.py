@@ -70,6 +70,8 @@ class Scheduler:
         capacity = getattr(backend, "capacity", lambda: None)()
         self.parallelism = min(spec.parallelism, capacity or spec.parallelism)
         self.dirty = False
+        # Trials not finished yet, in table order: each poll scans these, never the finished ones.
+        self.open = {k: t for k, t in state.trials.items() if not t.done}
         # A resumed sweep runs again (its caps may have been raised); it is saved as stopped again
         # only if that changed, so re-running a finished sweep writes nothing.
         self._saved_stop = (state.status, state.stop_reason)
@@ -98,6 +100,12 @@ class Scheduler:
         self._save()
         return reason
 
+    def _open_in(self, *phases: str) -> list[TrialRecord]:
+        done = [k for k, t in self.open.items() if t.done]
+        for k in done:
+            del self.open[k]
+        return [t for t in self.open.values() if t.state in phases]
+
     # -- start and resume -------------------------------------------------------------------
     def _adopt(self) -> None:
         """Match the backend's live trials with the table; launch what was recorded but not sent."""
@@ -114,7 +122,7 @@ class Scheduler:
 
     def _launch_recorded(self) -> None:
         """LAUNCHED trials were recorded, but the launch may or may not have happened."""
-        recorded = self.state.in_phase("LAUNCHED")
+        recorded = self._open_in("LAUNCHED")
         first = [t.trial_id for t in recorded if t.attempts == 1]
         seen = self.backend.poll(first) if first else {}
         for t in recorded:
@@ -131,7 +139,7 @@ class Scheduler:
 
     # -- polling ----------------------------------------------------------------------------
     def _poll(self, now: datetime) -> None:
-        running = self.state.in_phase("RUNNING")
+        running = self._open_in("RUNNING")
         waiting: list[TrialRecord] = []
         for t in running:
             result = self._read_result(t)
@@ -240,7 +248,7 @@ class Scheduler:
                 t.deadline_s,
                 t.gpus,
             )
-            for t in self.state.in_phase("LAUNCHED", "RUNNING")
+            for t in self._open_in("LAUNCHED", "RUNNING")
         ]
 
     def _check_limits(self, now: datetime) -> str | None:
@@ -250,7 +258,7 @@ class Scheduler:
 
     def _stop(self, reason: str) -> None:
         now = utcnow()
-        for t in self.state.in_phase("LAUNCHED", "RUNNING"):
+        for t in self._open_in("LAUNCHED", "RUNNING"):
             self.backend.cancel(t.trial_id)
             self._fail(t, f"cancelled: the sweep stopped ({reason})", now)
         status = "finished" if EXIT_BY_REASON[reason] == 0 else "stopped"
@@ -263,7 +271,7 @@ class Scheduler:
     def _next_candidate(self, now: datetime) -> TrialRecord | None:
         """A LOST trial to retry, a trial handed out but never launched, or a new one from BOHB."""
         for phase in ("LOST", "PENDING"):
-            waiting = self.state.in_phase(phase)
+            waiting = self._open_in(phase)
             if waiting:
                 return waiting[0]
         max_trials = self.spec.stop.max_trials
@@ -285,11 +293,12 @@ class Scheduler:
             created_at=now,
         )
         self.state.trials[t.trial_id] = t
+        self.open[t.trial_id] = t
         self.dirty = True
         return t
 
     def _fill(self, now: datetime) -> str | None:
-        active = len(self.state.in_phase("LAUNCHED", "RUNNING"))
+        active = len(self._open_in("LAUNCHED", "RUNNING"))
         batch: list[TrialRecord] = []
         blocked = False
         running = self._running_costs(now)
@@ -320,7 +329,7 @@ class Scheduler:
             return None
         if blocked:
             return self.caps.binding()
-        if self.state.in_phase("LOST", "PENDING"):
+        if self._open_in("LOST", "PENDING"):
             return None
         if self.bohb.finished:
             return "max_iterations" if self.spec.stop.max_iterations else "finished"
