@@ -21,7 +21,8 @@ exit codes:
   {EXIT_OK}   result.json written (status ok, or failed: NaN/inf loss, out of memory, more than
       max_params parameters, a network that cannot be built), or it already existed
   {EXIT_BAD_TRIAL}   trial.json or its config is invalid (not retriable; the log names the field)
-  {EXIT_INFRA}  store unreachable or data set missing (retriable: no result, resume on restart)
+  {EXIT_INFRA}  store unreachable, data set missing, or CUDA asked for but absent (retriable: no
+      result; a restart resumes from the checkpoint)
   1   unexpected error (a bug; traceback on stderr)
 """
 

@@ -2,10 +2,11 @@
 
 Exit codes (trainer.contract): EXIT_OK (0) when result.json was written, ``ok`` or ``failed``, or
 already existed; EXIT_BAD_TRIAL (2) when trial.json or its config is invalid; EXIT_INFRA (75) when
-the store is unreachable or the data set is missing (retriable; no result is written, a restart
-resumes from the checkpoint). A config that cannot train (NaN/inf loss, out of memory, more than
-``max_params`` parameters, a network that cannot be built) gives a ``failed`` result and exit 0.
-Any other exception is a bug: it propagates (exit 1, traceback on stderr).
+the store is unreachable, the data set is missing or CUDA is asked for but absent (retriable: no
+result is written, a restart resumes from the checkpoint). A config that cannot train (NaN/inf
+loss, out of memory, more than ``max_params`` parameters, a network that cannot be built) gives a
+``failed`` result and exit 0. Any other exception is a bug: it propagates (exit 1, traceback on
+stderr).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from trainer.hparams import TrainConfig, parse_config
 from trainer.model import ModelError, describe
 from trainer.schedule import Schedule
 from trainer.store import Store, StoreError, open_store, open_url
-from trainer.train import Device, NonFiniteLossError, Progress, Trainer
+from trainer.train import Device, DeviceUnavailableError, NonFiniteLossError, Progress, Trainer
 
 METRICS_EVERY_S = 10.0  # wall seconds between metrics.jsonl rewrites (and at every checkpoint)
 
@@ -107,7 +108,7 @@ def run_trial(url: str) -> int:
             test=len(data.test_y),
         )
         TrialRun(spec, cfg, store, log).run(data)
-    except (StoreError, DataMissingError) as exc:
+    except (StoreError, DataMissingError, DeviceUnavailableError) as exc:
         log("infra_error", kind=type(exc).__name__, error=str(exc))
         return EXIT_INFRA
     return EXIT_OK

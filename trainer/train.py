@@ -34,6 +34,10 @@ from trainer.schedule import Schedule
 EVAL_BATCH = 500
 
 
+class DeviceUnavailableError(RuntimeError):
+    """The trial asks for CUDA on a machine without it (retriable elsewhere: exit 75)."""
+
+
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite: the config cannot train."""
 
@@ -62,7 +66,10 @@ class Device:
     def choose(cls, want: str, amp: bool, compile_model: bool) -> Device:
         cuda = torch.cuda.is_available() and want != "cpu"
         if want == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device: cuda requested but CUDA is not available")
+            raise DeviceUnavailableError(
+                "device: cuda requested but CUDA is not available on this node; "
+                "schedule the trial on a GPU node or set device: auto"
+            )
         if not cuda:
             return cls(torch.device("cpu"), None, False, False)
         torch.backends.cudnn.benchmark = True

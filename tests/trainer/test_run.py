@@ -186,3 +186,9 @@ def test_an_unreachable_store_exits_75(
     assert run_trial("s3://bucket/root/s1/trials/t1/trial.json") == EXIT_INFRA
     event = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert event["event"] == "trial_unreadable" and "127.0.0.1" in event["error"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_asked_for_on_a_node_without_it_exits_75(store: FileStore) -> None:
+    assert run_trial(write_trial(store, device="cuda")) == EXIT_INFRA
+    assert not store.exists(f"{PREFIX}/t1/{FILE_RESULT}")
