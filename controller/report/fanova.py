@@ -26,6 +26,8 @@ import numpy as np
 from pydantic import BaseModel
 from sklearn.ensemble import RandomForestRegressor
 
+from controller.report.parallel import parallel_map
+
 MIN_POINTS = 10  # fewer configs on a budget → "not enough data"
 N_TREES = 64
 TOP_FOR_PAIRS = 5  # pairwise importance for the top-5 parameters (10 pairs)
@@ -182,29 +184,33 @@ class _Tree:
         self.weight = np.prod(self.frac, axis=1)
         self.mean = float(self.weight @ self.value)
         self.var = float(self.weight @ (self.value - self.mean) ** 2)
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
-    def _cells(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Midpoints and width fractions of the cells cut along i, and leaf membership (K, L)."""
-        cuts = np.unique(np.concatenate([self.lower[:, i], self.upper[:, i]]))
-        mids = (cuts[:-1] + cuts[1:]) / 2
-        member = (self.lower[:, i][None, :] < mids[:, None]) & (
-            mids[:, None] < self.upper[:, i][None, :]
-        )
-        return mids, np.diff(cuts) / self.width[i], member
+    def _cells(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Width fractions of the cells cut along i, and leaf membership (K, L) as 0/1 floats.
+
+        Cached: the pairwise effects of the top parameters reuse every parameter's cells."""
+        if i not in self._cache:
+            cuts = np.unique(np.concatenate([self.lower[:, i], self.upper[:, i]]))
+            mids = (cuts[:-1] + cuts[1:]) / 2
+            lower, upper = self.lower[:, i][None, :], self.upper[:, i][None, :]
+            member = ((lower < mids[:, None]) & (mids[:, None] < upper)).astype(float)
+            self._cache[i] = (np.diff(cuts) / self.width[i], member)
+        return self._cache[i]
 
     def _per_leaf(self, *dims: int) -> np.ndarray:
         denom = np.prod(self.frac[:, list(dims)], axis=1)
         return np.divide(self.value * self.weight, denom, out=np.zeros_like(denom), where=denom > 0)
 
     def main_effect(self, i: int) -> float:
-        _, p, member = self._cells(i)
+        p, member = self._cells(i)
         a = member @ self._per_leaf(i)
         return float(p @ (a - self.mean) ** 2)
 
     def pair_effect(self, i: int, j: int) -> float:
         """Variance of the 2-D marginal of (i, j), main effects included."""
-        _, p, mi = self._cells(i)
-        _, q, mj = self._cells(j)
+        p, mi = self._cells(i)
+        q, mj = self._cells(j)
         a = (mi * self._per_leaf(i, j)) @ mj.T
         return float(p @ (a - self.mean) ** 2 @ q)
 
@@ -293,15 +299,23 @@ def _marginal(trees: list[_Tree], i: int, p: ParamSpec) -> Marginal:
     )
 
 
+def _decompose_task(
+    task: tuple[np.ndarray, np.ndarray, list[ParamSpec], float, int],
+) -> BudgetImportance:
+    return decompose(*task)
+
+
 def importance_by_budget(
-    points: dict[float, list[tuple[dict[str, Any], float]]], seed: int = 0
+    points: dict[float, list[tuple[dict[str, Any], float]]],
+    seed: int = 0,
+    workers: int | None = None,
 ) -> list[BudgetImportance]:
-    """fANOVA per budget; parameter encodings are shared by all budgets (same domains)."""
+    """fANOVA per budget (budgets in parallel processes); encodings are shared by all budgets."""
     params = infer_params([c for rows in points.values() for c, _ in rows])
-    out = []
+    tasks = []
     for budget in sorted(points):
         rows = points[budget]
         x = encode([c for c, _ in rows], params)
         y = np.array([loss for _, loss in rows], dtype=float)
-        out.append(decompose(x, y, params, budget, seed=seed))
-    return out
+        tasks.append((x, y, params, budget, seed))
+    return parallel_map(_decompose_task, tasks, workers)

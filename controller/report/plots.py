@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import io
 import math
-import multiprocessing
-import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -24,6 +21,7 @@ from matplotlib.figure import Figure
 from controller.report.correlation import BudgetPair
 from controller.report.fanova import BudgetImportance, Marginal
 from controller.report.incumbent import elapsed, finished_ok, sweep_start
+from controller.report.parallel import parallel_map
 from controller.report.summary import Analysis
 
 DPI = 100
@@ -265,11 +263,7 @@ def _run(task: tuple[Callable[..., dict[str, bytes]], tuple[Any, ...]]) -> dict[
 
 
 def all_figures(a: Analysis, workers: int | None = None) -> dict[str, bytes]:
-    """Every figure, in page order; drawn by up to ``workers`` forked processes (default: 2).
-
-    Drawing (tick layout, text extents, PNG encoding) is pure-Python-heavy and dominates the
-    report's time, so two processes give nearly twice the speed on two cores.
-    """
+    """Every figure, in page order; drawn by up to ``workers`` forked processes (default: 2)."""
     tasks: list[tuple[Callable[..., dict[str, bytes]], tuple[Any, ...]]] = [
         (figure1, (a,)),
         (correlation_heatmap, (a,)),
@@ -278,11 +272,5 @@ def all_figures(a: Analysis, workers: int | None = None) -> dict[str, bytes]:
         (learning_curves, (a,)),
         (usage, (a,)),
     ]
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("fork")  # the children inherit the imported modules
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            results = list(pool.map(_run, tasks))
-    else:
-        results = [_run(t) for t in tasks]
+    results = parallel_map(_run, tasks, workers)
     return {name: png for r in results for name, png in r.items()}
