@@ -76,6 +76,6 @@ images:
 	for t in controller trainer; do $$b --target $$t -t kubohb-$$t:$(IMAGE_TAG) . || exit 1; done
 
 # The controller image built for real without a registry (debootstrap base, buildah, kubohb --help
-# inside), as tests/deploy/test_image.py. 7-9 minutes cold: kept out of `make test`.
+# inside), as tests/deploy/test_image.py. 8-13 minutes on 2 cores: kept out of `make test`.
 image-check: install
 	KUBOHB_IMAGE_CHECK=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests/deploy/test_image.py
