@@ -192,3 +192,22 @@ def test_an_unreachable_store_exits_75(
 def test_cuda_asked_for_on_a_node_without_it_exits_75(store: FileStore) -> None:
     assert run_trial(write_trial(store, device="cuda")) == EXIT_INFRA
     assert not store.exists(f"{PREFIX}/t1/{FILE_RESULT}")
+
+
+def test_the_mixed_precision_channels_last_path_trains(store: FileStore) -> None:
+    """The GPU code path (autocast bf16, channels-last model and inputs) exercised on the CPU."""
+    from tests.trainer.helpers import TINY
+    from trainer.contract import DataSource
+    from trainer.data import load
+    from trainer.hparams import parse_config
+    from trainer.schedule import Schedule
+    from trainer.train import Device, Trainer
+
+    cfg = parse_config(TINY)
+    data = load("synthetic", DataSource(subset=64, val_size=50))
+    device = Device(torch.device("cpu"), torch.bfloat16, channels_last=True, compile=False)
+    trainer = Trainer(cfg, data, Schedule.create("epochs", 0.05, 1.0, 2), device, seed=0)
+    p = trainer.train()
+    assert p.step == 2 and p.epoch_loss_n == 0 and p.images == 64
+    assert 0.0 <= trainer.error("val") <= 1.0
+    assert trainer.model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
