@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controller.cli import EXIT_BAD_INPUT, EXIT_CAPPED
 from controller.k8s.names import sweep_selector
 from controller.sweep import parse_sweep
 from tests.deploy.conftest import CHART, GPU_SPOT_VALUES, NAMESPACE, Render, one, run_helm, template
@@ -202,8 +203,19 @@ def test_without_credentials_pods_use_the_platform_identity(render: Render) -> N
 def test_controller_job_runs_the_sweep_and_knows_its_pod(render: Render) -> None:
     job = one(render(), "Job", "controller")
     pod = job["spec"]["template"]["spec"]
-    assert pod["restartPolicy"] in ("OnFailure", "Never")
+    assert pod["restartPolicy"] == "Never"  # podFailurePolicy requires it
     assert job["spec"]["backoffLimit"] >= 1
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in rules
+    # Bad spec (2) and stopped by a cap (3) end the Job instead of resuming into the same end.
+    assert {
+        "action": "FailJob",
+        "onExitCodes": {
+            "containerName": "controller",
+            "operator": "In",
+            "values": [EXIT_BAD_INPUT, EXIT_CAPPED],
+        },
+    } in rules
     container = pod["containers"][0]
     assert [*container["command"], *container["args"]] == [
         "kubohb", "run", "/etc/kubohb/sweep.yaml", "--no-progress",
