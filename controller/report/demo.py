@@ -31,6 +31,7 @@ from trainer.store import Store
 
 IMPORTANT = "lr"
 START = datetime(2026, 1, 1, tzinfo=UTC)
+GPU_HOUR_PRICE = 2.5
 
 
 class DemoSweep(BaseModel):
@@ -89,6 +90,7 @@ def write_demo_sweep(
     heapq.heapify(free)
     count = 0
     budgets: set[float] = set()
+    gpu_seconds: dict[str, float] = {}
     for it in range(iterations):
         rungs = hyperband_iteration(it, min_budget, max_budget, eta)
         alive = [(j, sample_config(rng)) for j in range(rungs[0][0])]
@@ -120,10 +122,25 @@ def write_demo_sweep(
                     curve_points,
                 )
                 count += 1
+                gpu_seconds[trial_id] = duration
                 losses.append((math.inf if failed else loss, j, config))
             losses.sort(key=lambda x: (x[0], x[1]))
             alive = [(j, c) for loss, j, c in losses if math.isfinite(loss)]
             ready = rung_end
+    # the part of the controller's state.json (controller/state.py) that the report reads
+    total = sum(gpu_seconds.values())
+    root.put_json(
+        f"{sweep}/state.json",
+        {
+            "sweep": sweep,
+            "status": "finished",
+            "stop_reason": "max_iterations",
+            "gpu_seconds": total,
+            "gpu_hour_price": GPU_HOUR_PRICE,
+            "cost": total / 3600 * GPU_HOUR_PRICE,
+            "trials": {k: {"gpu_seconds": v} for k, v in gpu_seconds.items()},
+        },
+    )
     return DemoSweep(sweep=sweep, url=root.url(sweep), trials=count, budgets=sorted(budgets))
 
 

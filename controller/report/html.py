@@ -188,7 +188,9 @@ def render_page(
         "<h2 id='curves'>Learning curves</h2>",
         fig("learning_curves.png", "learning curves"),
         "<h2 id='usage'>Budget use over time</h2>",
-        f"<p>Trials running, and cumulative budget ({unit}) of finished trials.</p>",
+        f"<p>Trials running, and cumulative budget ({unit}) of finished trials; dashed: "
+        "cumulative GPU-hours (from the controller's state.json) or, without it, the trainers' "
+        "training hours.</p>",
         fig("usage.png", "budget use over time"),
         "<h2 id='top'>Top configurations</h2>",
         "<p>Largest budget first, then lowest loss. To rerun one on the top budget, run its "

@@ -39,6 +39,7 @@ class UsagePoint(BaseModel):
     running: int  # trials started and not finished at this time
     budget_used: float  # Σ budget of finished trials (budget units)
     train_hours: float  # Σ info.train_seconds of finished trials / 3600
+    gpu_hours: float  # Σ GPU-seconds of finished trials / 3600 (from state.json; 0 without it)
 
 
 def sweep_start(trials: list[TrialRow]) -> datetime | None:
@@ -111,8 +112,11 @@ def rank_configs(trials: list[TrialRow]) -> list[RankedConfig]:
     return [c.model_copy(update={"rank": i + 1}) for i, c in enumerate(ranked)]
 
 
-def usage_over_time(trials: list[TrialRow]) -> list[UsagePoint]:
-    """A step series with one point per start or finish event."""
+def usage_over_time(
+    trials: list[TrialRow], gpu_seconds: dict[str, float] | None = None
+) -> list[UsagePoint]:
+    """A step series with one point per start or finish event; ``gpu_seconds`` by trial id."""
+    gpu_seconds = gpu_seconds or {}
     start = sweep_start(trials)
     if start is None:
         return []
@@ -123,16 +127,21 @@ def usage_over_time(trials: list[TrialRow]) -> list[UsagePoint]:
         if t.finished_at is not None:
             events.append((elapsed(t.finished_at, start), -1 if t.started_at else 0, t))
     events.sort(key=lambda e: (e[0], e[1]))  # finishes before starts at one instant
-    running, budget_used, train_s = 0, 0.0, 0.0
+    running, budget_used, train_s, gpu_s = 0, 0.0, 0.0, 0.0
     out: list[UsagePoint] = []
     for time_s, delta, t in events:
         running += delta
         if delta <= 0:  # a finish
             budget_used += t.budget
             train_s += t.train_seconds or 0.0
+            gpu_s += gpu_seconds.get(t.trial_id, 0.0)
         out.append(
             UsagePoint(
-                time_s=time_s, running=running, budget_used=budget_used, train_hours=train_s / 3600
+                time_s=time_s,
+                running=running,
+                budget_used=budget_used,
+                train_hours=train_s / 3600,
+                gpu_hours=gpu_s / 3600,
             )
         )
     return out

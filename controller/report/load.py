@@ -78,6 +78,7 @@ class StateExtras(BaseModel):
     cost: float | None = None
     stop_reason: str | None = None
     status: str | None = None
+    gpu_seconds_by_trial: dict[str, float] = {}  # for GPU-hours over time, when recorded
 
 
 class SweepData(BaseModel):
@@ -271,7 +272,13 @@ def state_extras(raw: Any) -> StateExtras | None:
         gpu_hours = seconds / 3600.0
     cost = number("cost", "cost_total", "total_cost", "total")
     rows = raw.get("trials")
+    by_trial: dict[str, float] = {}
     if isinstance(rows, dict):
+        by_trial = {
+            str(k): float(r["gpu_seconds"])
+            for k, r in rows.items()
+            if isinstance(r, dict) and _is_number(r.get("gpu_seconds"))
+        }
         rows = list(rows.values())
     if isinstance(rows, list) and (gpu_hours is None or cost is None):
         gpu_s = [r.get("gpu_seconds") for r in rows if isinstance(r, dict)]
@@ -287,4 +294,9 @@ def state_extras(raw: Any) -> StateExtras | None:
         cost=cost,
         stop_reason=stop if isinstance(stop, str) else None,
         status=status if isinstance(status, str) else None,
+        gpu_seconds_by_trial=by_trial,
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -245,10 +245,13 @@ def usage(a: Analysis) -> dict[str, bytes]:
         top.step(t, [u.running for u in a.usage], where="post", color="slateblue")
         bottom.step(t, [u.budget_used for u in a.usage], where="post", color="teal")
         bottom.set_xlabel(label)
-        if any(u.train_hours for u in a.usage):
+        # GPU-hours where the controller recorded them, else the trainers' own training time
+        gpu = any(u.gpu_hours for u in a.usage)
+        if gpu or any(u.train_hours for u in a.usage):
             twin = bottom.twinx()
-            twin.step(t, [u.train_hours for u in a.usage], where="post", color="grey", ls="--")
-            twin.set_ylabel("training hours (dashed)")
+            hours = [u.gpu_hours if gpu else u.train_hours for u in a.usage]
+            twin.step(t, hours, where="post", color="grey", ls="--")
+            twin.set_ylabel(f"{'GPU' if gpu else 'training'} hours (dashed)")
     top.set_ylabel("trials running")
     bottom.set_ylabel(f"budget used [{a.budget_unit}]")
     top.set_title("Budget and compute use over time")

@@ -53,7 +53,7 @@ def analyse(data: SweepData, seed: int = 0) -> Analysis:
         importance=importance_by_budget(points, seed=seed),
         trajectory=incumbent_trajectory(trials),
         ranked=rank_configs(trials),
-        usage=usage_over_time(trials),
+        usage=usage_over_time(trials, data.state.gpu_seconds_by_trial if data.state else None),
     )
 
 

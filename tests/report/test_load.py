@@ -72,6 +72,7 @@ def test_running_and_broken_trials_are_skipped_with_notes(messy: FileStore) -> N
     assert "orphan: no trial.json" in text
     assert "it0-c0-r1: 1 unreadable line(s) in metrics.jsonl" in text
     assert data.state is not None and data.state.gpu_hours == 2.0 and data.state.cost == 1.5
+    assert data.state.gpu_seconds_by_trial == {"it0-c0-r0": 7200.0}
 
 
 def test_state_extras_read_defensively() -> None:
@@ -128,9 +129,10 @@ def test_incumbent_prefers_bigger_budgets_then_lower_loss() -> None:
     ranked = rank_configs(rows)
     assert [c.config_id for c in ranked][:2] == ["it0-c1", "it0-c3"]
     assert ranked[0].loss_per_budget == {1.0: 0.3, 3.0: 0.45}
-    use = usage_over_time(rows)
+    use = usage_over_time(rows, {"it0-c1-r1": 1800.0})
     assert max(u.running for u in use) == 1 and use[-1].running == 0
     assert use[-1].budget_used == 1 + 1 + 1 + 3 + 1 + 9
+    assert use[-1].gpu_hours == 0.5 and use[-1].train_hours == pytest.approx(6 / 3600)
 
 
 def test_cli_seam_and_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -100,6 +100,12 @@ def test_incumbent_and_counts(built_report: BuiltReport) -> None:
     assert s["trials"]["total"] == built_report.demo.trials
     assert s["trials"]["ok"] + s["trials"]["failed"] == built_report.demo.trials
     assert s["train_hours"] > 0
+    # GPU-hours, cost and stop reason come from state.json (the demo writes the controller's keys)
+    state = json.loads(
+        (built_report.store_dir / built_report.demo.sweep / "state.json").read_text()
+    )
+    assert s["gpu_hours"] == pytest.approx(state["gpu_seconds"] / 3600)
+    assert s["cost"] == pytest.approx(state["cost"]) and s["stop_reason"] == "max_iterations"
     assert [t["rank"] for t in s["top"]] == list(range(1, len(s["top"]) + 1))
 
 
