@@ -70,6 +70,7 @@ class Scheduler:
         capacity = getattr(backend, "capacity", lambda: None)()
         self.parallelism = min(spec.parallelism, capacity or spec.parallelism)
         self.dirty = False
+        self.bohb_dirty = False  # BOHB's state_dict is costly: taken only after an ask or tell
         # Trials not finished yet, in table order: each poll scans these, never the finished ones.
         self.open = {k: t for k, t in state.trials.items() if not t.done}
         # A resumed sweep runs again (its caps may have been raised); it is saved as stopped again
@@ -99,6 +100,10 @@ class Scheduler:
             self._stop(reason)
         self._save()
         return reason
+
+    def _tell(self, trial_id: str, loss: float | None) -> None:
+        self.bohb.tell(trial_id, loss)
+        self.bohb_dirty = True
 
     def _open_in(self, *phases: str) -> list[TrialRecord]:
         done = [k for k, t in self.open.items() if t.done]
@@ -217,18 +222,18 @@ class Scheduler:
         t.info = result.info.model_dump(exclude_none=True)
         if result.status == "ok":
             t.state, t.loss = "SUCCEEDED", result.loss
-            self.bohb.tell(t.trial_id, result.loss)
+            self._tell(t.trial_id, result.loss)
             log.event("trial.succeeded", trial=t.trial_id, budget=t.budget, loss=t.loss)
         else:
             t.state, t.error = "FAILED", result.error
-            self.bohb.tell(t.trial_id, None)
+            self._tell(t.trial_id, None)
             log.event("trial.failed", trial=t.trial_id, budget=t.budget, error=t.error)
 
     def _fail(self, t: TrialRecord, error: str, now: datetime, *, ended: bool = False) -> None:
         if t.state in ("LAUNCHED", "RUNNING") and not ended:
             self._end_attempt(t, now)
         t.state, t.error, t.ended_at = "FAILED", error, now
-        self.bohb.tell(t.trial_id, None)
+        self._tell(t.trial_id, None)
         self.dirty = True
         log.event("trial.failed", logging.WARNING, trial=t.trial_id, budget=t.budget, error=error)
 
@@ -278,6 +283,7 @@ class Scheduler:
         if max_trials is not None and len(self.state.trials) >= max_trials:
             return None
         suggestion = self.bohb.ask()
+        self.bohb_dirty = True  # even a None may have opened an iteration
         if suggestion is None:
             return None
         t = TrialRecord(
@@ -379,7 +385,9 @@ class Scheduler:
     def _save(self) -> None:
         if not self.dirty:
             return
-        self.state.bohb = self.bohb.state_dict()
+        if self.bohb_dirty:
+            self.state.bohb = self.bohb.state_dict()
+            self.bohb_dirty = False
         self.state.incumbent = incumbent(self.state)
         save_state(self.store, self.state)
         self.dirty = False
