@@ -12,6 +12,7 @@ stderr).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -42,6 +43,9 @@ from trainer.store import Store, StoreError, open_store, open_url
 from trainer.train import Device, DeviceUnavailableError, NonFiniteLossError, Progress, Trainer
 
 METRICS_EVERY_S = 10.0  # wall seconds between metrics.jsonl rewrites (and at every checkpoint)
+# Per-epoch validation may cost at most about this share of the training compute: with a small
+# `subset` and a large validation set, evaluate every k-th epoch (always after the last step).
+EVAL_SHARE = 0.25
 
 
 class EventLog:
@@ -221,7 +225,7 @@ class TrialRun:
                 epoch=round(trainer.epochs_done(), 6),
                 step=p.step,
                 train_loss=p.epoch_loss_sum / p.epoch_loss_n if p.epoch_loss_n else None,
-                val_error=trainer.error("val"),
+                val_error=trainer.error("val") if self._evaluate_now(trainer) else None,
                 lr=lr,
                 seconds=p.seconds,
                 images_per_second=(p.images - mark["images"]) / dt if dt > 0 else None,
@@ -249,6 +253,16 @@ class TrialRun:
         self._finish(
             TrialResult(trial_id=spec.trial_id, status="ok", loss=val_error, info=TrialInfo(**info))
         )
+
+    def _evaluate_now(self, trainer: Trainer) -> bool:
+        """Validate after this epoch? Every k-th epoch, k fixed by the data sizes (a forward pass
+        costs about a third of a training step's work), so the choice is deterministic."""
+        p = trainer.progress
+        if trainer.schedule.done(p.step, p.seconds):
+            return True
+        per_epoch = trainer.steps_per_epoch * trainer.batch
+        every = max(1, math.ceil(len(trainer.val_y) / (3 * EVAL_SHARE * per_epoch)))
+        return (p.epoch + 1) % every == 0
 
     # ------------------------------------------------------------------ outputs
 
