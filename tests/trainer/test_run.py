@@ -211,3 +211,21 @@ def test_the_mixed_precision_channels_last_path_trains(store: FileStore) -> None
     assert p.step == 2 and p.epoch_loss_n == 0 and p.images == 64
     assert 0.0 <= trainer.error("val") <= 1.0
     assert trainer.model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("dataset", ["cifar10", "fashion_mnist"])
+def test_trials_on_the_real_on_disk_formats(store: FileStore, tmp_path: Path, dataset: str) -> None:
+    from tests.trainer.helpers import write_cifar10
+
+    if dataset == "cifar10":
+        folder = write_cifar10(tmp_path / "cifar", per_batch=20, test=20)
+        data = {"location": str(folder), "subset": 64}  # 90 training images, 10 validation
+    else:
+        debian = Path("/usr/share/datasets/fashion-mnist")
+        if not debian.is_dir():
+            pytest.skip("Debian package dataset-fashion-mnist is not installed (make install)")
+        data = {"location": str(debian), "subset": 64, "val_size": 100}
+    url = write_trial(store, dataset=dataset, data=data, budget=1, config={"batch_size": 16})
+    assert run_trial(url) == EXIT_OK
+    r = result(store)
+    assert r.status == "ok" and r.loss is not None and r.info.steps == 4
