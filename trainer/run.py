@@ -35,7 +35,7 @@ from trainer.contract import (
     TrialResult,
     TrialSpec,
 )
-from trainer.data import DataMissingError, load
+from trainer.data import DataMissingError, Splits, load
 from trainer.hparams import TrainConfig, parse_config
 from trainer.model import ModelError, describe
 from trainer.schedule import Schedule
@@ -144,7 +144,7 @@ class TrialRun:
     def key(self, name: str) -> str:
         return f"{self.spec.prefix}/{name}"
 
-    def run(self, data: Any) -> None:
+    def run(self, data: Splits) -> None:
         try:
             self.trainer = self._build(data)
             self._resume(self.trainer)
@@ -158,7 +158,7 @@ class TrialRun:
 
     # ------------------------------------------------------------------ phases
 
-    def _build(self, data: Any) -> Trainer:
+    def _build(self, data: Splits) -> Trainer:
         spec, cfg = self.spec, self.cfg
         self.params = int(describe(cfg, data.channels, data.num_classes)["params"])
         if spec.max_params is not None and self.params > spec.max_params:
