@@ -112,7 +112,10 @@ def correlation_heatmap(a: Analysis) -> dict[str, bytes]:
         text = f"{p.rho:.2f}\nn={p.n}" if p.rho is not None else f"not enough\ndata (n={p.n})"
         if p.rho is None and p.n >= 3:
             text = f"undefined\nn={p.n}"
-        ax.text(j, i, text, ha="center", va="center", fontsize=8)
+        dark = p.rho is not None and abs(p.rho) > 0.6
+        ax.text(
+            j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black"
+        )
     ax.set_xticks(range(n), [_fmt(b) for b in budgets])
     ax.set_yticks(range(n), [_fmt(b) for b in budgets])
     ax.set_xlabel(f"budget [{a.budget_unit}]")

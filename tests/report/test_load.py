@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -150,3 +151,15 @@ def test_cli_seam_and_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[
     captured = capsys.readouterr()
     assert "no readable trial" in captured.err and "not the store root" in captured.err
     assert captured.out == ""  # nothing half-printed for CI to parse
+
+
+def test_report_of_a_sweep_that_has_barely_started(messy: FileStore, tmp_path: Path) -> None:
+    """Too little data for any analysis: the page still builds and says so, nothing crashes."""
+    out = tmp_path / "out"
+    assert main([(messy.dir / "s").as_uri(), "--out", str(out)]) == 0
+    page = (out / "index.html").read_text()
+    assert "not enough data" in page and "it0-c2-r0: result.json is not a valid" in page
+    assert "figure1_loss_over_time.png" in page and "importance_by_budget.png" not in page
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["trials"] == {"total": 3, "ok": 1, "failed": 1, "running": 1, "skipped": 2}
+    assert [i["note"] for i in summary["importance"]] == ["not enough data (1 < 10 configs)"]
