@@ -40,7 +40,14 @@ from trainer.hparams import TrainConfig, parse_config
 from trainer.model import ModelError, describe
 from trainer.schedule import Schedule
 from trainer.store import Store, StoreError, open_store, open_url
-from trainer.train import Device, DeviceUnavailableError, NonFiniteLossError, Progress, Trainer
+from trainer.train import (
+    Device,
+    DeviceUnavailableError,
+    NonFiniteLossError,
+    Progress,
+    Trainer,
+    limit_cpu_threads,
+)
 
 METRICS_EVERY_S = 10.0  # wall seconds between metrics.jsonl rewrites (and at every checkpoint)
 # Per-epoch validation may cost at most about this share of the training compute: with a small
@@ -167,6 +174,7 @@ class TrialRun:
             )
         device = Device.choose(spec.device, spec.amp, spec.compile)
         self.device_name = device.describe()
+        threads = limit_cpu_threads()
         steps_per_epoch = max(1, len(data.train_y) // cfg.batch_size)
         schedule = Schedule.create(
             spec.budget_unit, cfg.learning_rate, spec.budget, steps_per_epoch
@@ -176,6 +184,7 @@ class TrialRun:
             "model_built",
             params=self.params,
             device=self.device_name,
+            cpu_threads=threads,
             steps_per_epoch=trainer.steps_per_epoch,
             schedule=schedule.model_dump(),
         )

@@ -14,10 +14,12 @@ from the seed and the epoch number).
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,6 +55,38 @@ class Progress:
     epoch_loss_n: int = 0
     last_step_seconds: float = 0.0
     eval_seconds: float = 0.0  # wall time spent evaluating (not budget)
+
+
+def cgroup_cpus(cpu_max: str | None = None) -> int | None:
+    """CPUs allowed by the cgroup v2 quota (``cpu.max``: "200000 100000" = 2), None if unlimited.
+
+    A pod with a CPU limit on a big node otherwise gets one torch thread per node core and is
+    throttled hard.
+    """
+    if cpu_max is None:
+        try:
+            cpu_max = Path("/sys/fs/cgroup/cpu.max").read_text()
+        except OSError:
+            return None
+    parts = cpu_max.split()
+    if len(parts) != 2 or parts[0] == "max":
+        return None
+    try:
+        return max(1, math.ceil(int(parts[0]) / int(parts[1])))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def limit_cpu_threads() -> int:
+    """Cap torch's CPU threads at the cgroup quota and the CPUs this process may run on, unless
+    OMP_NUM_THREADS says otherwise. Returns the thread count."""
+    if not os.environ.get("OMP_NUM_THREADS"):
+        allowed = [torch.get_num_threads(), len(os.sched_getaffinity(0))]
+        quota = cgroup_cpus()
+        if quota is not None:
+            allowed.append(quota)
+        torch.set_num_threads(max(1, min(allowed)))
+    return torch.get_num_threads()
 
 
 @dataclass
