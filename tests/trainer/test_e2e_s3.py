@@ -1,5 +1,5 @@
-"""The trainer as the pod runs it: ``python -m trainer --trial s3://...`` against a real S3 server
-(moto on 127.0.0.1), killed with SIGKILL mid-run and started again."""
+"""The trainer as the pod runs it: ``python -m trainer --trial s3://...`` against real S3 servers
+on 127.0.0.1 (moto: killed with SIGKILL mid-run and started again; SeaweedFS: real SigV4)."""
 
 from __future__ import annotations
 
@@ -106,3 +106,21 @@ def test_cli_help_documents_the_url_and_exit_codes() -> None:
     assert out.returncode == 0
     for text in ("--trial", "KUBOHB_TRIAL", "--describe", f"{EXIT_BAD_TRIAL}", f"{EXIT_INFRA}"):
         assert text in out.stdout
+
+
+def test_a_trial_against_seaweedfs_with_real_sigv4_credentials(
+    seaweedfs_server: S3Endpoint, seaweedfs_store: Store, tmp_path: Path
+) -> None:
+    url = write_trial(seaweedfs_store, budget=1)
+    done = subprocess.run(
+        [sys.executable, "-m", "trainer", "--trial", url],
+        cwd=ROOT,
+        env=trainer_env(seaweedfs_server, tmp_path),
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    result = TrialResult.model_validate_json(seaweedfs_store.get(f"{PREFIX}/{FILE_RESULT}"))
+    assert result.status == "ok" and result.info.steps == 192 // 32
+    assert seaweedfs_store.exists(f"{PREFIX}/{FILE_CHECKPOINT}")
+    assert seaweedfs_store.exists(f"{PREFIX}/{FILE_METRICS}")
