@@ -79,6 +79,7 @@ def test_sweep_on_s3(tmp_path: Path, s3_server, monkeypatch: pytest.MonkeyPatch)
         tmp_path,
         store={"url": url, "endpoint_url": s3_server.endpoint_url, "region": s3_server.region},
         poll_interval_s=0.2,
+        parallelism=3,
     )
     env = s3_server.env()
     code, summary = run_json(write_sweep(tmp_path, spec), env)
