@@ -45,11 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint URL")
     parser.add_argument("--region", default=None, help="S3 region")
     parser.add_argument(
-        "--top-k", type=int, default=10, help="rows of the top configurations table (default 10)"
+        "--top-k",
+        type=_positive,
+        default=10,
+        help="rows of the top configurations table (default 10)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="random forest seed for parameter importance"
     )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--top-k must be 1 or more, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:

@@ -51,7 +51,7 @@ def _img(name: str, png: bytes, alt: str) -> str:
     )
 
 
-def _header(a: Analysis, s: ReportSummary) -> str:
+def _header(s: ReportSummary) -> str:
     c = s.trials
     facts = [
         ("store", f"<code>{escape(s.url)}</code>"),
@@ -169,7 +169,7 @@ def render_page(
     importance = "".join(_importance(b, a.budget_unit, figures) for b in a.importance)
     notes = "".join(f"<li>{escape(n)}</li>" for n in a.data.notes) or "<li>none</li>"
     body = [
-        _header(a, s),
+        _header(s),
         "<h2 id='figure1'>Figure 1: loss over time</h2>",
         "<p>Every finished trial's loss at its finishing time, coloured by budget; the line is the "
         "incumbent (bigger budgets win, then lower loss).</p>",

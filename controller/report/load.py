@@ -257,20 +257,21 @@ def state_extras(raw: Any) -> StateExtras | None:
     if not isinstance(raw, dict):
         return None
     totals = raw.get("totals") if isinstance(raw.get("totals"), dict) else {}
-    scopes = [raw, totals, raw.get("cost") if isinstance(raw.get("cost"), dict) else {}]
+    cost_block = raw.get("cost") if isinstance(raw.get("cost"), dict) else {}
 
-    def number(*names: str) -> float | None:
+    def number(*names: str, scopes: tuple[dict[str, Any], ...] = (raw, totals)) -> float | None:
         for scope in scopes:
             for name in names:
-                value = scope.get(name)
-                if isinstance(value, int | float) and not isinstance(value, bool):
+                if _is_number(value := scope.get(name)):
                     return float(value)
         return None
 
     gpu_hours = number("gpu_hours")
     if gpu_hours is None and (seconds := number("gpu_seconds")) is not None:
         gpu_hours = seconds / 3600.0
-    cost = number("cost", "cost_total", "total_cost", "total")
+    cost = number("cost", "cost_total", "total_cost")
+    if cost is None:
+        cost = number("total", scopes=(cost_block,))  # {"cost": {"total": ...}}
     rows = raw.get("trials")
     by_trial: dict[str, float] = {}
     if isinstance(rows, dict):
@@ -281,12 +282,16 @@ def state_extras(raw: Any) -> StateExtras | None:
         }
         rows = list(rows.values())
     if isinstance(rows, list) and (gpu_hours is None or cost is None):
-        gpu_s = [r.get("gpu_seconds") for r in rows if isinstance(r, dict)]
-        costs = [r.get("cost") for r in rows if isinstance(r, dict)]
-        if gpu_hours is None and any(isinstance(x, int | float) for x in gpu_s):
-            gpu_hours = sum(float(x) for x in gpu_s if isinstance(x, int | float)) / 3600.0
-        if cost is None and any(isinstance(x, int | float) for x in costs):
-            cost = sum(float(x) for x in costs if isinstance(x, int | float))
+        gpu_s = [
+            r["gpu_seconds"]
+            for r in rows
+            if isinstance(r, dict) and _is_number(r.get("gpu_seconds"))
+        ]
+        costs = [r["cost"] for r in rows if isinstance(r, dict) and _is_number(r.get("cost"))]
+        if gpu_hours is None and gpu_s:
+            gpu_hours = sum(gpu_s) / 3600.0
+        if cost is None and costs:
+            cost = float(sum(costs))
     stop = raw.get("stop_reason")
     status = raw.get("status")
     return StateExtras(

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from controller.report.correlation import BudgetPair
 from controller.report.fanova import BudgetImportance, Marginal
 from controller.report.incumbent import elapsed, finished_ok, sweep_start
+from controller.report.load import TrialRow
 from controller.report.parallel import parallel_map
 from controller.report.summary import Analysis
 
@@ -202,9 +203,19 @@ def learning_curves(a: Analysis) -> dict[str, bytes]:
     ax = fig.add_subplot()
     budgets = a.budgets
     cmap, norm = _budget_colours(budgets)
-    segments = [
-        np.array([(p.epoch, p.val_error) for p in t.curve if p.val_error is not None]) for t in rows
-    ]
+    # x: epochs, or training seconds when the budget is in seconds
+    in_seconds = a.budget_unit == "seconds"
+
+    def points(t: TrialRow) -> np.ndarray:
+        return np.array(
+            [
+                (p.seconds if in_seconds else p.epoch, p.val_error)
+                for p in t.curve
+                if p.val_error is not None
+            ]
+        )
+
+    segments = [points(t) for t in rows]
     if segments:
         lc = LineCollection(segments, cmap=cmap, norm=norm, linewidths=0.8, alpha=0.5)
         lc.set_array(np.array([budgets.index(t.budget) for t in rows]))
@@ -215,7 +226,7 @@ def learning_curves(a: Analysis) -> dict[str, bytes]:
         cbar.set_label(f"budget [{a.budget_unit}]")
         for t in rows:
             if t.config_id == best:
-                pts = np.array([(p.epoch, p.val_error) for p in t.curve if p.val_error is not None])
+                pts = points(t)
                 ax.plot(pts[:, 0], pts[:, 1], color="crimson", lw=2, label=f"incumbent {best}")
                 best = None  # label once
         if ax.get_legend_handles_labels()[0]:
@@ -232,7 +243,7 @@ def learning_curves(a: Analysis) -> dict[str, bytes]:
             va="center",
             transform=ax.transAxes,
         )
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("training seconds" if in_seconds else "epoch")
     ax.set_ylabel("validation error")
     ax.set_title(f"Learning curves ({len(rows)} trials)")
     ax.grid(alpha=0.3)
