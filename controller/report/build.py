@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from controller.report.html import render_page
 from controller.report.incumbent import RankedConfig
@@ -57,6 +61,37 @@ def rerun_spec(data: SweepData, c: RankedConfig, max_budget: float) -> TrialSpec
         return None
 
 
+_SECRET_HINTS = ("KEY", "SECRET", "TOKEN", "PASSWORD", "CREDENTIAL")
+
+
+def trainer_command(spec_yaml: str | None) -> str:
+    """The sweep's trainer command with its env (spec.yaml's ``trainer``), shell-quoted.
+
+    Default ``python -m trainer``; spec.yaml is the controller's and read defensively. Env values
+    whose names look secret are never copied (the sweep spec should hold none anyway).
+    """
+    trainer: Any = {}
+    if spec_yaml:
+        try:
+            loaded = yaml.safe_load(spec_yaml)
+        except yaml.YAMLError:
+            loaded = None
+        if isinstance(loaded, dict) and isinstance(loaded.get("trainer"), dict):
+            trainer = loaded["trainer"]
+    command = trainer.get("command")
+    if not (isinstance(command, list) and command and all(isinstance(c, str) for c in command)):
+        command = ["python", "-m", "trainer"]
+    env = trainer.get("env") if isinstance(trainer.get("env"), dict) else {}
+    assignments = [
+        f"{k}={shlex.quote(str(v))}"
+        for k, v in sorted(env.items())
+        if isinstance(k, str)
+        and k.isidentifier()
+        and not any(h in k.upper() for h in _SECRET_HINTS)
+    ]
+    return " ".join([*assignments, *(shlex.quote(c) for c in command)])
+
+
 def write_report(a: Analysis, s: ReportSummary, out: Path) -> Path:
     """index.html, every PNG, summary.json and rerun/<config>.json under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -66,13 +101,14 @@ def write_report(a: Analysis, s: ReportSummary, out: Path) -> Path:
     reruns: dict[str, str] = {}
     max_budget = max(a.budgets) if a.budgets else 1.0
     (out / RERUN_DIR).mkdir(exist_ok=True)
+    command = trainer_command(a.data.spec_yaml)
     for c in s.top:
         spec = rerun_spec(a.data, c, max_budget)
         if spec is None:
             continue
         rel = f"{RERUN_DIR}/{spec.trial_id}.json"
         (out / rel).write_text(spec.model_dump_json(indent=1) + "\n")
-        reruns[c.config_id] = f"python -m trainer --trial {rel}"
+        reruns[c.config_id] = f"{command} --trial {rel}"
     (out / "summary.json").write_text(s.model_dump_json(indent=1) + "\n")
     page = out / "index.html"
     page.write_text(render_page(a, s, figures, reruns))

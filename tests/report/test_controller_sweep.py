@@ -88,3 +88,25 @@ def test_report_of_a_real_controller_sweep(tmp_path: Path) -> None:
     assert pairs[(1.0, 9.0)]["n"] == 1 and pairs[(1.0, 9.0)]["rho"] is None
     assert pairs[(1.0, 9.0)]["note"] == NOT_ENOUGH
     assert (out / "index.html").is_file() and (out / "figure1_loss_over_time.png").is_file()
+
+    # the page's rerun command, run from the report folder, trains the best config on budget 9
+    best = s["top"][0]["config_id"]
+    page = (out / "index.html").read_text()
+    command = f"KUBOHB_MAX_BUDGET=9 python -m trainer.synthetic --trial rerun/{best}.json"
+    assert command in page
+    env = {**os.environ, "KUBOHB_MAX_BUDGET": "9", "PYTHONPATH": str(REPO)}
+    rerun = subprocess.run(
+        [sys.executable, "-m", "trainer.synthetic", "--trial", f"rerun/{best}.json"],
+        cwd=out,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    result = json.loads(
+        (tmp_path / "store" / "rep-rerun" / "trials" / best / "result.json").read_text()
+    )
+    assert result["status"] == "ok"
+    assert json.loads((out / "rerun" / f"{best}.json").read_text())["budget"] == 9.0
