@@ -224,11 +224,12 @@ def learning_curves(a: Analysis) -> dict[str, bytes]:
         cbar = fig.colorbar(lc, ax=ax, ticks=range(len(budgets)))
         cbar.ax.set_yticklabels([_fmt(b) for b in budgets])
         cbar.set_label(f"budget [{a.budget_unit}]")
+        label = f"incumbent {best}"
         for t in rows:
-            if t.config_id == best:
+            if t.config_id == best:  # its curve on every budget it ran on
                 pts = points(t)
-                ax.plot(pts[:, 0], pts[:, 1], color="crimson", lw=2, label=f"incumbent {best}")
-                best = None  # label once
+                ax.plot(pts[:, 0], pts[:, 1], color="crimson", lw=2, label=label)
+                label = None  # in the legend once
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper right")
         first = min(float(s[:, 0].min()) for s in segments)
@@ -271,7 +272,7 @@ def usage(a: Analysis) -> dict[str, bytes]:
     top.set_title("Budget and compute use over time")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
-    return {"usage.png": _png(fig)}
+    return {"usage.png": _png(fig, right=0.9)}  # room for the twin axis' label
 
 
 def _run(task: tuple[Callable[..., dict[str, bytes]], tuple[Any, ...]]) -> dict[str, bytes]:
