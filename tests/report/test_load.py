@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from controller.report.build import trainer_command
 from controller.report.command import main, register
 from controller.report.incumbent import incumbent_trajectory, rank_configs, usage_over_time
 from controller.report.load import TrialRow, config_key, load_sweep, state_extras
@@ -163,3 +167,31 @@ def test_report_of_a_sweep_that_has_barely_started(messy: FileStore, tmp_path: P
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"] == {"total": 3, "ok": 1, "failed": 1, "running": 1, "skipped": 2}
     assert [i["note"] for i in summary["importance"]] == ["not enough data (1 < 10 configs)"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([1.0, 3.0, 9.0]), st.one_of(st.none(), st.floats(0, 1))),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_incumbent_properties(results: list[tuple[float, float | None]]) -> None:
+    rows = [_row(f"it0-c{i}-r0", b, loss, i + 1) for i, (b, loss) in enumerate(results)]
+    traj = incumbent_trajectory(rows)
+    ranked = rank_configs(rows)
+    if not ranked:
+        assert traj == []
+        return
+    for prev, cur in itertools.pairwise(traj):  # budgets never shrink; same budget: loss drops
+        assert cur.budget > prev.budget or (cur.budget == prev.budget and cur.loss < prev.loss)
+    assert (traj[-1].budget, traj[-1].loss) == (ranked[0].budget, ranked[0].loss)
+
+
+def test_rerun_command_from_spec_yaml() -> None:
+    spec = (
+        "trainer:\n  command: [python, -m, trainer.synthetic]\n  env: {A_B: '1 2', API_TOKEN: x}\n"
+    )
+    assert trainer_command(spec) == "A_B='1 2' python -m trainer.synthetic"
+    assert trainer_command(None) == trainer_command("not: [valid") == "python -m trainer"
