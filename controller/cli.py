@@ -78,7 +78,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps({**summary, "exit_code": outcome.exit_code}, indent=1, default=str))
     else:
         console = Console()
-        console.print(render(summary))
+        if not live:  # the live display already left the final table on the screen
+            console.print(render(summary))
         best = summary["incumbent"]
         console.print(f"sweep {spec.name} ended: {outcome.reason}")
         if best:

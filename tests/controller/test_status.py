@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from controller import log
+from controller.cli import main
 from controller.progress import LiveProgress
 from controller.state import SweepState, TrialRecord
 from controller.status import render, summarize
@@ -88,3 +89,8 @@ def test_log_lines_are_json(capsys: pytest.CaptureFixture[str]) -> None:
     log.event("trial.lost", logging.WARNING, trial="t", attempts=2)
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["event"] == "trial.lost" and line["level"] == "warning" and line["attempts"] == 2
+
+
+def test_status_of_a_missing_sweep(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    assert main(["status", str(tmp_path / "nope")]) == 2
+    assert "no state.json" in capsys.readouterr().err
