@@ -13,13 +13,10 @@ Polling reads ``result.json`` of RUNNING trials only, so its cost never grows wi
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-
-from pydantic import ValidationError
 
 from controller import cost, log
 from controller.backend import Backend, Launch, TrialState
@@ -32,12 +29,12 @@ from controller.state import (
     utcnow,
 )
 from controller.sweep import SweepSpec
+from controller.trials import incumbent, jsonable, parse_result, trial_spec
 from trainer.contract import (
     EXIT_BAD_TRIAL,
     FILE_RESULT,
     FILE_TRIAL,
     TrialResult,
-    TrialSpec,
     trial_prefix,
 )
 from trainer.store import NotFound, Store, StoreError
@@ -191,13 +188,7 @@ class Scheduler:
         except StoreError as exc:
             log.event("store.error", logging.WARNING, trial=t.trial_id, error=str(exc))
             return None
-        try:
-            result = TrialResult.model_validate_json(raw)
-        except ValidationError as exc:
-            return f"invalid {FILE_RESULT}: {_short(exc)}"
-        if result.trial_id != t.trial_id:
-            return f"invalid {FILE_RESULT}: trial_id {result.trial_id!r} != {t.trial_id!r}"
-        return result
+        return parse_result(raw, t.trial_id)
 
     # -- outcomes ---------------------------------------------------------------------------
     def _end_attempt(
@@ -288,7 +279,7 @@ class Scheduler:
             return None
         t = TrialRecord(
             trial_id=suggestion.trial_id,
-            config_id=_jsonable(suggestion.config_id),
+            config_id=jsonable(suggestion.config_id),
             config=dict(suggestion.config),
             budget=float(suggestion.budget),
             rung=int(suggestion.rung),
@@ -348,26 +339,7 @@ class Scheduler:
 
     def _send(self, t: TrialRecord, *, resumed: bool = False) -> None:
         spec, sweep = self.spec, self.state.sweep
-        trainer = spec.trainer
-        trial = TrialSpec(
-            sweep=sweep,
-            trial_id=t.trial_id,
-            config=t.config,
-            budget=t.budget,
-            budget_unit=spec.budget.unit,
-            dataset=trainer.dataset,
-            data=trainer.data,
-            seed=trainer.seed,
-            store_root=spec.store.root_url(),
-            store_endpoint_url=spec.store.endpoint_url,
-            store_region=spec.store.region,
-            max_params=trainer.max_params,
-            checkpoint_every_s=trainer.checkpoint_every_s,
-            device=trainer.device,
-            amp=trainer.amp,
-            compile=trainer.compile,
-            num_workers=trainer.num_workers,
-        )
+        trial = trial_spec(spec, sweep, t)
         key = f"{trial_prefix(sweep, t.trial_id)}/{FILE_TRIAL}"
         if not (resumed and self.store.exists(key)):  # same content: BOHB is deterministic
             self.store.put(key, trial.model_dump_json(indent=1).encode())
@@ -377,7 +349,7 @@ class Scheduler:
                 trial_id=t.trial_id,
                 trial_url=self.store.url(key),
                 rung=t.rung,
-                resources=trainer.resources,
+                resources=spec.trainer.resources,
                 deadline_s=t.deadline_s,
             )
         )
@@ -392,35 +364,3 @@ class Scheduler:
         save_state(self.store, self.state)
         self.dirty = False
         self._saved_stop = (self.state.status, self.state.stop_reason)
-
-
-def incumbent(state: SweepState) -> dict[str, Any] | None:
-    """The best trial on the largest budget that has a result (BOHB's definition)."""
-    ok = [t for t in state.trials.values() if t.state == "SUCCEEDED" and t.loss is not None]
-    if not ok:
-        return None
-    top = max(t.budget for t in ok)
-    best = min((t for t in ok if t.budget == top), key=lambda t: (t.loss, t.trial_id))
-    return {
-        "trial_id": best.trial_id,
-        "config_id": best.config_id,
-        "config": best.config,
-        "budget": best.budget,
-        "loss": best.loss,
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _short(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:3]:
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
-    return "; ".join(parts)

@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from controller import cost
-from controller.scheduler import incumbent
 from controller.state import SweepState, utcnow
+from controller.trials import incumbent
 
 PHASES = ("PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST")
 

@@ -1,0 +1,80 @@
+"""Pure helpers around single trials: the trial.json the controller writes, the result.json it
+reads, and the incumbent of a trial table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import ValidationError
+
+from controller.state import SweepState, TrialRecord
+from controller.sweep import SweepSpec
+from trainer.contract import FILE_RESULT, TrialResult, TrialSpec
+
+
+def trial_spec(spec: SweepSpec, sweep: str, t: TrialRecord) -> TrialSpec:
+    """The TrialSpec of one trial: the same for every attempt, so writing it is idempotent."""
+    trainer = spec.trainer
+    return TrialSpec(
+        sweep=sweep,
+        trial_id=t.trial_id,
+        config=t.config,
+        budget=t.budget,
+        budget_unit=spec.budget.unit,
+        dataset=trainer.dataset,
+        data=trainer.data,
+        seed=trainer.seed,
+        store_root=spec.store.root_url(),
+        store_endpoint_url=spec.store.endpoint_url,
+        store_region=spec.store.region,
+        max_params=trainer.max_params,
+        checkpoint_every_s=trainer.checkpoint_every_s,
+        device=trainer.device,
+        amp=trainer.amp,
+        compile=trainer.compile,
+        num_workers=trainer.num_workers,
+    )
+
+
+def parse_result(raw: bytes, trial_id: str) -> TrialResult | str:
+    """The trial's result, or why it is invalid (the trial then FAILs with that reason)."""
+    try:
+        result = TrialResult.model_validate_json(raw)
+    except ValidationError as exc:
+        return f"invalid {FILE_RESULT}: {_short(exc)}"
+    if result.trial_id != trial_id:
+        return f"invalid {FILE_RESULT}: trial_id {result.trial_id!r} != {trial_id!r}"
+    return result
+
+
+def incumbent(state: SweepState) -> dict[str, Any] | None:
+    """The best trial on the largest budget that has a result (BOHB's definition)."""
+    ok = [t for t in state.trials.values() if t.state == "SUCCEEDED" and t.loss is not None]
+    if not ok:
+        return None
+    top = max(t.budget for t in ok)
+    best = min((t for t in ok if t.budget == top), key=lambda t: (t.loss, t.trial_id))
+    return {
+        "trial_id": best.trial_id,
+        "config_id": best.config_id,
+        "config": best.config,
+        "budget": best.budget,
+        "loss": best.loss,
+    }
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _short(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    return "; ".join(parts)
