@@ -164,3 +164,18 @@ def test_caps_stop_the_sweep_without_overspending(tmp_path: Path, stop: dict, re
         cancelled = [t for t in trials.values() if "cancelled" in (t["error"] or "")]
         assert cancelled, "the deadline should cancel running trials"
     assert any(t["state"] == "SUCCEEDED" for t in trials.values())
+
+
+def test_a_capped_sweep_continues_when_the_cap_is_raised(tmp_path: Path, inv_file: Path) -> None:
+    env = {"KUBOHB_SYNTHETIC_INVOCATIONS": str(inv_file)}
+    spec = synthetic_sweep(tmp_path, stop={"max_iterations": 2, "max_trials": 4})
+    code, first = run_json(write_sweep(tmp_path, spec), env)
+    assert code == 3 and first["stop_reason"] == "max_trials"
+    spec["stop"]["max_trials"] = 7
+    code, second = run_json(write_sweep(tmp_path, spec), env)
+    assert code == 3 and second["trials"] == {"SUCCEEDED": 7}
+    assert set(invocations(inv_file).values()) == {1}  # the first four did not run again
+    spec["stop"]["max_trials"] = None
+    code, third = run_json(write_sweep(tmp_path, spec), env)
+    assert code == 0 and third["trials"] == {"SUCCEEDED": 17}
+    assert len(invocations(inv_file)) == 17 and set(invocations(inv_file).values()) == {1}
