@@ -119,7 +119,7 @@ class Scheduler:
             log.event("trial.orphan_cancelled", logging.WARNING, trial=trial_id)
             self.backend.cancel(trial_id)
         if live or known:
-            log.event("sweep.adopted", running=len(live & known), relaunch=len(known - live))
+            log.event("sweep.adopted", running=len(live & known), not_running=len(known - live))
         self._launch_recorded()
 
     def _launch_recorded(self) -> None:
@@ -137,7 +137,7 @@ class Scheduler:
                 continue
             # Never started, or a retry whose old attempt's exit may still be on record:
             # launch() is idempotent and archives that old exit.
-            self._send(t, resumed=True)
+            self._send_or_lose(t, utcnow(), resumed=True)
 
     # -- polling ----------------------------------------------------------------------------
     def _poll(self, now: datetime) -> None:
@@ -315,12 +315,10 @@ class Scheduler:
             self._save()  # recorded before anything is launched: see the module docstring
             for t in batch:
                 t.state = "RUNNING"
-                try:
-                    self._send(t)
-                except Exception as exc:  # API or store hiccup: retried like a lost trial
-                    self._lost(t, f"launch failed: {type(exc).__name__}: {exc}", now)
-                    continue
-                log.event("trial.launched", trial=t.trial_id, budget=t.budget, attempt=t.attempts)
+                if self._send_or_lose(t, now):
+                    log.event(
+                        "trial.launched", trial=t.trial_id, budget=t.budget, attempt=t.attempts
+                    )
             self.dirty = True
         if active + len(batch) > 0:
             return None
@@ -336,6 +334,14 @@ class Scheduler:
         ):
             return "max_trials"
         raise RuntimeError("BOHB has no work and nothing runs: the optimiser state is inconsistent")
+
+    def _send_or_lose(self, t: TrialRecord, now: datetime, *, resumed: bool = False) -> bool:
+        try:
+            self._send(t, resumed=resumed)
+        except Exception as exc:  # an API or store hiccup: retried like a lost trial
+            self._lost(t, f"launch failed: {type(exc).__name__}: {exc}", now)
+            return False
+        return True
 
     def _send(self, t: TrialRecord, *, resumed: bool = False) -> None:
         spec, sweep = self.spec, self.state.sweep

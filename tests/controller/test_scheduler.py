@@ -1,0 +1,112 @@
+"""The scheduler loop in-process, with a scripted backend: launch failures, budget-held trials,
+resume of trials recorded as LAUNCHED."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import yaml
+
+from controller.backend import Backend, Launch, TrialState
+from controller.runner import load_or_create
+from controller.scheduler import Scheduler
+from controller.sweep import parse_sweep
+from tests.controller.conftest import synthetic_sweep
+from trainer.contract import TrialResult
+from trainer.store import FileStore
+
+
+class Scripted(Backend):
+    """Trials "run" until the test finishes them; the first launch of `flaky` raises."""
+
+    name = "scripted"
+
+    def __init__(self, store: FileStore, flaky: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.store, self.flaky = store, set(flaky)
+        self.launches: list[str] = []
+        self.running: set[str] = set()
+
+    def launch(self, launch: Launch) -> None:
+        if launch.trial_id in self.flaky:
+            self.flaky.discard(launch.trial_id)
+            raise RuntimeError("API server said 503")
+        self.launches.append(launch.trial_id)
+        self.running.add(launch.trial_id)
+
+    def finish(self, trial_id: str, loss: float = 0.5) -> None:
+        result = TrialResult(trial_id=trial_id, status="ok", loss=loss)
+        self.store.put(f"syn/trials/{trial_id}/result.json", result.model_dump_json().encode())
+        self.running.discard(trial_id)
+
+    def poll(self, trial_ids: Iterable[str]) -> dict[str, TrialState]:
+        return {
+            t: TrialState(trial_id=t, phase="running" if t in self.running else "lost")
+            for t in trial_ids
+        }
+
+    def cancel(self, trial_id: str) -> None:
+        self.running.discard(trial_id)
+
+    def adopt(self) -> set[str]:
+        return set(self.running)
+
+
+def _scheduler(tmp: Path, backend: Scripted | None = None, **over: object) -> Scheduler:
+    text = yaml.safe_dump(synthetic_sweep(tmp, **over))
+    spec = parse_sweep(text)
+    store = FileStore(tmp / "store")
+    state, bohb = load_or_create(spec, text, store)
+    return Scheduler(spec, store, backend or Scripted(store), bohb, state, sleep=lambda _: None)
+
+
+def test_a_failed_launch_is_retried(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store")
+    backend = Scripted(store, flaky={"it0-c0-r0"})
+    s = _scheduler(tmp_path, backend)
+    s.tick()
+    t = s.state.trials["it0-c0-r0"]
+    assert t.state == "LOST" and "launch failed: RuntimeError" in (t.error or "")
+    s.tick()  # relaunched first, as attempt 2, before new trials
+    assert t.state == "RUNNING" and t.attempts == 2 and backend.launches[-1] == "it0-c0-r0"
+
+
+def test_a_trial_waits_for_budget_instead_of_overspending(tmp_path: Path) -> None:
+    # deadline 10 s per trial, cap 15 device-seconds: only one trial fits at a time
+    s = _scheduler(
+        tmp_path,
+        parallelism=2,
+        trials={"timeout_s": 10},
+        stop={"max_iterations": 1, "max_gpu_hours": 15 / 3600},
+    )
+    backend = s.backend
+    assert isinstance(backend, Scripted)
+    s.tick()
+    states = [t.state for t in s.state.trials.values()]
+    assert states == ["RUNNING", "PENDING"]
+    backend.finish("it0-c0-r0")
+    s.tick()  # the result frees the reservation: the held trial launches (not a new one)
+    assert s.state.trials["it0-c1-r0"].state == "RUNNING"
+    assert [t.state for t in s.state.trials.values()] == ["SUCCEEDED", "RUNNING", "PENDING"]
+    assert s.state.gpu_seconds <= 15
+
+
+def test_resume_launches_recorded_trials_once(tmp_path: Path) -> None:
+    s = _scheduler(tmp_path, parallelism=2)
+    s.tick()
+    assert sorted(s.backend.launches) == ["it0-c0-r0", "it0-c1-r0"]  # type: ignore[attr-defined]
+    # Pretend the controller died right after recording two more trials as LAUNCHED.
+    for t in s.state.trials.values():
+        t.state = "LAUNCHED"
+    s.dirty = True
+    s._save()
+    store = FileStore(tmp_path / "store")
+    backend = Scripted(store)
+    backend.running = {"it0-c0-r0"}  # still running: adopted, not launched again
+    backend.finish("it0-c1-r0")  # finished while no controller ran: its result is read
+    again = _scheduler(tmp_path, backend, parallelism=2)
+    again._adopt()
+    assert "it0-c0-r0" not in backend.launches and "it0-c1-r0" not in backend.launches
+    again.tick()
+    assert again.state.trials["it0-c1-r0"].state == "SUCCEEDED"
+    assert again.state.trials["it0-c0-r0"].state == "RUNNING"
