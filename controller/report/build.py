@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shlex
 import sys
@@ -12,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from controller.log import event
 from controller.report.html import render_page
 from controller.report.incumbent import RankedConfig
 from controller.report.load import SweepData, load_sweep
@@ -19,8 +19,6 @@ from controller.report.plots import all_figures
 from controller.report.summary import Analysis, ReportSummary, analyse, summarise
 from trainer.contract import NAME_PATTERN, TrialSpec, check_name
 from trainer.store import open_store
-
-log = logging.getLogger("kubohb.report")
 
 RERUN_DIR = "rerun"
 
@@ -49,14 +47,11 @@ def rerun_spec(data: SweepData, c: RankedConfig, max_budget: float) -> TrialSpec
             }
         )
     except ValueError:
-        log.warning(
-            json.dumps(
-                {
-                    "event": "report.rerun_skipped",
-                    "config": c.config_id,
-                    "why": f"names must match {NAME_PATTERN}",
-                }
-            )
+        event(
+            "report.rerun_skipped",
+            logging.WARNING,
+            config=c.config_id,
+            why=f"names must match {NAME_PATTERN}",
         )
         return None
 
@@ -144,15 +139,11 @@ def build_report(
             return 0
     target = out if out is not None else Path(f"report-{data.sweep}")
     page = write_report(a, s, target)
-    log.info(
-        json.dumps(
-            {
-                "event": "report.written",
-                "page": str(page),
-                "trials": len(data.trials),
-                "seconds": round(time.perf_counter() - t0, 2),
-            }
-        )
+    event(
+        "report.written",
+        page=str(page),
+        trials=len(data.trials),
+        seconds=round(time.perf_counter() - t0, 2),
     )
     if not as_json:
         print(f"report written to {page}")

@@ -7,7 +7,6 @@ standalone (``python -m controller.report``).
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -64,9 +63,11 @@ def _positive(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Load the sweep, analyse it, write the outputs. Returns the process exit code."""
+    from controller.log import setup
     from controller.report.build import build_report  # heavy imports only when used
     from trainer.store import StoreError
 
+    setup()  # structured events on stderr; stdout stays for --json
     try:
         return build_report(
             args.sweep_url,
@@ -86,5 +87,4 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kubohb report")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     return run(args)

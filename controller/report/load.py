@@ -9,7 +9,6 @@ controller's and read only for optional extras (GPU-hours, cost, stop reason), d
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from controller.log import event
 from trainer.contract import (
     FILE_METRICS,
     FILE_RESULT,
@@ -27,8 +27,6 @@ from trainer.contract import (
     TrialSpec,
 )
 from trainer.store import NotFound, Store, StoreError
-
-log = logging.getLogger("kubohb.report")
 
 # BOHB trial ids: it<iteration>-c<config>-r<rung>; the config id is it<iteration>-c<config>.
 _TRIAL_ID_RE = re.compile(r"^(?P<config>it(?P<iteration>\d+)-c\d+)-r(?P<rung>\d+)$")
@@ -213,11 +211,7 @@ def load_sweep(store: Store, url: str) -> SweepData:
     sweep = _sweep_name(trials, url)
     spec_yaml = _get(store, "spec.yaml")
     skipped = len(loaded) - len(trials)
-    log.info(
-        json.dumps(
-            {"event": "report.loaded", "sweep": sweep, "trials": len(trials), "skipped": skipped}
-        )
-    )
+    event("report.loaded", sweep=sweep, trials=len(trials), skipped=skipped)
     return SweepData(
         sweep=sweep,
         url=url,
