@@ -133,8 +133,8 @@ def test_bad_trials_fail_cleanly_and_lose_nothing(tmp_path: Path, inv_file: Path
 @pytest.mark.parametrize(
     ("stop", "reason"),
     [
-        ({"max_gpu_hours": 24 / 3600}, "max_gpu_hours"),
-        ({"max_cost": 24 / 3600 * 3, "gpu_hour_price": 3.0}, "max_cost"),
+        ({"max_gpu_hours": 20 / 3600}, "max_gpu_hours"),
+        ({"max_cost": 20 / 3600 * 3, "gpu_hour_price": 3.0}, "max_cost"),
         ({"max_trials": 5}, "max_trials"),
         ({"deadline": 4}, "deadline"),
     ],
@@ -154,7 +154,7 @@ def test_caps_stop_the_sweep_without_overspending(tmp_path: Path, stop: dict, re
     assert not [t for t in trials.values() if t["state"] in ("LAUNCHED", "RUNNING")]
     assert state["gpu_seconds"] == pytest.approx(sum(t["gpu_seconds"] for t in trials.values()))
     if reason in ("max_gpu_hours", "max_cost"):
-        assert 0 < state["gpu_seconds"] <= 24  # accounted device-seconds never pass the cap
+        assert 0 < state["gpu_seconds"] <= 20  # accounted device-seconds never pass the cap
         assert state["cost"] == pytest.approx(
             state["gpu_seconds"] / 3600 * stop.get("gpu_hour_price", 0)
         )
@@ -163,7 +163,8 @@ def test_caps_stop_the_sweep_without_overspending(tmp_path: Path, stop: dict, re
     if reason == "deadline":
         cancelled = [t for t in trials.values() if "cancelled" in (t["error"] or "")]
         assert cancelled, "the deadline should cancel running trials"
-    assert any(t["state"] == "SUCCEEDED" for t in trials.values())
+    if reason != "deadline":  # (on a slow machine the 4 s deadline may come first)
+        assert any(t["state"] == "SUCCEEDED" for t in trials.values())
 
 
 def test_a_capped_sweep_continues_when_the_cap_is_raised(tmp_path: Path, inv_file: Path) -> None:
