@@ -9,9 +9,10 @@ i, divided by the tree's total variance, is i's individual importance; a pair's 
 variance of its 2-D marginal minus both individual ones. Fractions are averaged over trees (with
 their standard deviation), as the fanova package reports them.
 
-Encoding: numeric parameters on their observed range (log10 when they look log-uniform, see
-``_looks_log_scaled``);
-categorical (strings, bools) as codes 0..k-1 on [-0.5, k-0.5] so every category has equal measure
+Encoding: the space's bounds, log scale and choices where the sweep's spec.yaml gives them; else
+numeric parameters on their observed range (log10 when they look log-uniform, see
+``_looks_log_scaled``); categorical (strings, bools) as codes 0..k-1 on [-0.5, k-0.5] so every
+category has equal measure
 and the forest's splits (midpoints) fall between categories; an unset (conditional) numeric
 parameter gets its own slot just below its range.
 """
@@ -77,6 +78,34 @@ class BudgetImportance(BaseModel):
     marginals: list[Marginal] = []  # the top N_MARGINALS parameters
 
 
+class ParamHint(BaseModel):
+    """What the sweep's spec.yaml says of one parameter (its space; read defensively)."""
+
+    log: bool | None = None
+    low: float | None = None
+    high: float | None = None
+    choices: list[str] | None = None
+
+
+def space_hints(spec: Any) -> dict[str, ParamHint]:
+    """``space.parameters`` of a loaded spec.yaml → hints by name; anything odd is ignored."""
+    space = spec.get("space") if isinstance(spec, dict) else None
+    params = space.get("parameters") if isinstance(space, dict) else None
+    hints: dict[str, ParamHint] = {}
+    for p in params if isinstance(params, list) else []:
+        if not isinstance(p, dict) or not isinstance(p.get("name"), str):
+            continue
+        low, high, choices = p.get("low"), p.get("high"), p.get("choices")
+        numeric = _is_number(low) and _is_number(high) and low < high
+        hints[p["name"]] = ParamHint(
+            log=p["log"] if isinstance(p.get("log"), bool) else None,
+            low=float(low) if numeric else None,
+            high=float(high) if numeric else None,
+            choices=[str(c) for c in choices] if isinstance(choices, list) else None,
+        )
+    return hints
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -91,18 +120,26 @@ def _looks_log_scaled(nums: np.ndarray) -> bool:
     return bool(np.mean(nums < math.sqrt(lo * hi)) >= 0.25)
 
 
-def infer_params(configs: list[dict[str, Any]]) -> list[ParamSpec]:
-    """Parameter encodings from the configs themselves; constant parameters are left out."""
+def infer_params(
+    configs: list[dict[str, Any]], hints: dict[str, ParamHint] | None = None
+) -> list[ParamSpec]:
+    """Parameter encodings: the space's bounds, log scale and choices where spec.yaml gives them
+    (fANOVA's measure is uniform over the space), else inferred from the configs themselves.
+    Parameters that never vary (and have no range in the space) are left out."""
+    hints = hints or {}
     names = sorted({name for c in configs for name in c})
     specs: list[ParamSpec] = []
     for name in names:
+        hint = hints.get(name, ParamHint())
         values = [c.get(name) for c in configs]
         present = [v for v in values if v is not None]
         missing = len(present) < len(values)
-        if all(_is_number(v) for v in present) and present:
+        if present and all(_is_number(v) for v in present) and hint.choices is None:
             nums = np.array(present, dtype=float)
-            log = _looks_log_scaled(nums)
-            enc = np.log10(nums) if log else nums
+            log = hint.log if hint.log is not None else _looks_log_scaled(nums)
+            log = log and bool(nums.min() > 0) and (hint.low is None or hint.low > 0)
+            bounds = [*nums, *(b for b in (hint.low, hint.high) if b is not None)]
+            enc = np.log10(bounds) if log else np.array(bounds)
             lo, hi = float(enc.min()), float(enc.max())
             if hi == lo and not missing:
                 continue
@@ -122,7 +159,8 @@ def infer_params(configs: list[dict[str, Any]]) -> list[ParamSpec]:
                 )
             )
         else:
-            cats = sorted({UNSET if v is None else str(v) for v in values})
+            seen = {UNSET if v is None else str(v) for v in values}
+            cats = sorted(seen | set(hint.choices or []))
             if len(cats) < 2:
                 continue
             specs.append(
@@ -309,9 +347,10 @@ def importance_by_budget(
     points: dict[float, list[tuple[dict[str, Any], float]]],
     seed: int = 0,
     workers: int | None = None,
+    hints: dict[str, ParamHint] | None = None,
 ) -> list[BudgetImportance]:
     """fANOVA per budget (budgets in parallel processes); encodings are shared by all budgets."""
-    params = infer_params([c for rows in points.values() for c, _ in rows])
+    params = infer_params([c for rows in points.values() for c, _ in rows], hints)
     tasks = []
     for budget in sorted(points):
         rows = points[budget]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
 
 from controller.report.correlation import BudgetPair, correlation_across_budgets, losses_by_budget
@@ -12,7 +13,9 @@ from controller.report.fanova import (
     BudgetImportance,
     Importance,
     PairImportance,
+    ParamHint,
     importance_by_budget,
+    space_hints,
 )
 from controller.report.incumbent import (
     IncumbentPoint,
@@ -50,11 +53,21 @@ def analyse(data: SweepData, seed: int = 0) -> Analysis:
         budgets=sorted({t.budget for t in trials}),
         budget_unit=units[0] if len(units) == 1 else "/".join(units) or "epochs",
         correlations=correlation_across_budgets(table),
-        importance=importance_by_budget(points, seed=seed),
+        importance=importance_by_budget(points, seed=seed, hints=_hints(data.spec_yaml)),
         trajectory=incumbent_trajectory(trials),
         ranked=rank_configs(trials),
         usage=usage_over_time(trials, data.state.gpu_seconds_by_trial if data.state else None),
     )
+
+
+def _hints(spec_yaml: str | None) -> dict[str, ParamHint]:
+    """The space's parameters from spec.yaml (the controller's file: any problem → no hints)."""
+    if not spec_yaml:
+        return {}
+    try:
+        return space_hints(yaml.safe_load(spec_yaml))
+    except yaml.YAMLError:
+        return {}
 
 
 class TrialCounts(BaseModel):

@@ -18,6 +18,7 @@ from controller.report.fanova import (
     encode,
     importance_by_budget,
     infer_params,
+    space_hints,
 )
 
 
@@ -130,3 +131,27 @@ def test_not_enough_data_and_constant_losses() -> None:
     many = [{"a": float(i)} for i in range(20)]
     flat = decompose(encode(many, params), np.ones(20), params, budget=3.0)
     assert flat.note == "all losses are equal"
+
+
+def test_space_from_spec_yaml_sets_bounds_scale_and_choices() -> None:
+    spec = {
+        "space": {
+            "parameters": [
+                {"name": "lr", "type": "float", "low": 1e-5, "high": 1.0, "log": True},
+                {"name": "m", "type": "float", "low": 0.0, "high": 1.0},
+                {"name": "bs", "type": "categorical", "choices": [32, 64, 128]},
+                {"name": "junk"},  # no bounds: ignored
+                "not a parameter",
+            ]
+        }
+    }
+    hints = space_hints(spec)
+    assert hints["junk"].low is None and space_hints([1]) == {} and space_hints(None) == {}
+    # observed values cover little of the space, and narrowly: the space still sets the measure
+    configs = [{"lr": 10 ** -(2 + i / 100), "m": 0.4 + i / 1000, "bs": 64} for i in range(50)]
+    params = {p.name: p for p in infer_params(configs, hints)}
+    assert params["lr"].log and (params["lr"].lo, params["lr"].hi) == (-5.0, 0.0)
+    assert (params["m"].lo, params["m"].hi) == (0.0, 1.0) and not params["m"].log
+    assert params["bs"].kind == "categorical" and params["bs"].categories == ["128", "32", "64"]
+    without = {p.name for p in infer_params(configs)}
+    assert "bs" not in without  # a constant is dropped when nothing says it could vary
