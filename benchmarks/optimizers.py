@@ -162,6 +162,7 @@ def _fmt(x: float) -> str:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.optimizers", description=__doc__)
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     parser.add_argument("--iterations", type=int, default=10, help="SH brackets per run")
     parser.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
     parser.add_argument("--jobs", type=int, default=2, help="optimiser processes at once")
@@ -179,7 +180,7 @@ def main(argv: list[str]) -> int:
         print(f"{HPB_PYTHON} is missing: run `make hpbandster-venv` (HpBandSter 0.7.4, numpy<2)")
         return 1
 
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     tasks: list[tuple[str, str, dict[str, Any]]] = []
     for name in args.problems:
         for method in METHODS:
