@@ -95,3 +95,18 @@ def test_validate_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read the file" in capsys.readouterr().err
     assert main(["run", str(bad)]) == 2  # run refuses it the same way, before touching a store
+
+
+def test_deadline_forms(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    for value, seconds in ((5400, 5400), ("90m", 5400), ("2h", 7200), ("1d", 86400), ("45s", 45)):
+        spec = parse_sweep(yaml.safe_dump(synthetic_sweep(tmp_path, stop={"deadline": value})))
+        assert (spec.stop.deadline_at(start) - start).total_seconds() == seconds
+    spec = parse_sweep(
+        yaml.safe_dump(synthetic_sweep(tmp_path, stop={"deadline": "2026-01-02T00:00:00Z"}))
+    )
+    assert spec.stop.deadline_at(start) == datetime(2026, 1, 2, tzinfo=UTC)
+    lines = errors_of(synthetic_sweep(tmp_path, stop={"deadline": "soon"}))
+    assert lines[0].startswith("stop.deadline:") and "neither a duration" in lines[0]
