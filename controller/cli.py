@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -72,6 +73,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     except StoreError as exc:
         print(f"error: store: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except RuntimeError as exc:  # e.g. the Kubernetes backend: the message names the object
+        log.event("sweep.error", logging.ERROR, error=str(exc))
+        print(f"error: {exc}; run the same command again to resume", file=sys.stderr)
         return EXIT_ERROR
     summary = summarize(outcome.state)
     if args.json:
