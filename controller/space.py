@@ -230,8 +230,9 @@ class SearchSpace(BaseModel):
     def from_yaml(cls, source: str | Path) -> SearchSpace:
         """Load from a YAML file path or YAML text: ``{parameters: [...]}`` or a bare list."""
         text = str(source)
+        one_line = "\n" not in text
         is_path = isinstance(source, Path) or (
-            "\n" not in text and text.endswith((".yaml", ".yml"))
+            one_line and (text.endswith((".yaml", ".yml")) or Path(text).is_file())
         )
         data = yaml.safe_load(Path(text).read_text() if is_path else text)
         if isinstance(data, list):
