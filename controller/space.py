@@ -230,9 +230,8 @@ class SearchSpace(BaseModel):
     def from_yaml(cls, source: str | Path) -> SearchSpace:
         """Load from a YAML file path or YAML text: ``{parameters: [...]}`` or a bare list."""
         text = str(source)
-        one_line = "\n" not in text
         is_path = isinstance(source, Path) or (
-            one_line and (text.endswith((".yaml", ".yml")) or Path(text).is_file())
+            "\n" not in text and (text.endswith((".yaml", ".yml")) or _is_file(text))
         )
         data = yaml.safe_load(Path(text).read_text() if is_path else text)
         if isinstance(data, list):
@@ -325,6 +324,13 @@ class SearchSpace(BaseModel):
             if _key(config[parent]) not in {_key(v) for v in values}:
                 return False
         return True
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. one-line flow-style YAML longer than a file name may be
+        return False
 
 
 def _depths(params: list[Any]) -> dict[str, int]:

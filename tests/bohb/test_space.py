@@ -81,6 +81,11 @@ parameters:
     assert SearchSpace.from_yaml(str(path)).names == ["act", "lr"]
     bare = SearchSpace.from_yaml("- {name: x, type: int, low: 1, high: 3}")
     assert bare.names == ["x"]
+    no_suffix = tmp_path / "space"
+    no_suffix.write_text(text)
+    assert SearchSpace.from_yaml(str(no_suffix)).names == ["act", "lr"]
+    long_line = "[" + ", ".join(f"{{name: p{i}, type: int, low: 0, high: 1}}" for i in range(20))
+    assert SearchSpace.from_yaml(long_line + "]").dim == 20
     assert SearchSpace.from_yaml(text).ordered[1].low == pytest.approx(1e-4)  # YAML 1.1 string
 
 
