@@ -63,6 +63,9 @@ class DataSource(_Strict):
     download: bool = False  # let torchvision download when nothing is found (needs network)
     subset: Annotated[int, Field(gt=0)] | None = None  # use only this many training images
     val_size: Annotated[int, Field(gt=0)] | None = None  # held-out split size (default: 10 %)
+    # Report test error on the first N test images only: the test error is never searched on,
+    # and on tiny budgets the full test set costs more than the training.
+    test_size: Annotated[int, Field(gt=0)] | None = None
 
 
 class TrialSpec(_Strict):

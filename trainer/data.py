@@ -278,8 +278,8 @@ def split(
         train_y=train_y[train_idx].contiguous(),
         val_x=train_x[val_idx].contiguous(),
         val_y=train_y[val_idx].contiguous(),
-        test_x=test_x.contiguous(),
-        test_y=test_y.contiguous(),
+        test_x=test_x[: source.test_size].contiguous(),
+        test_y=test_y[: source.test_size].contiguous(),
         mean=mean,
         std=std,
     )

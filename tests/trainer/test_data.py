@@ -35,8 +35,9 @@ def test_cifar10_pickles_are_read_and_split_nine_to_one(tmp_path: Path) -> None:
     assert sorted(map(bytes, joined.numpy())) == sorted(map(bytes, train_x.flatten(1).numpy()))
     again = load("cifar10", DataSource(location=str(tmp_path / "cifar-10-batches-py")))
     assert torch.equal(again.val_x, splits.val_x)
-    small = load("cifar10", DataSource(location=str(tmp_path), subset=7, val_size=20))
-    assert (len(small.train_y), len(small.val_y)) == (7, 20)
+    small = load("cifar10", DataSource(location=str(tmp_path), subset=7, val_size=20, test_size=5))
+    assert (len(small.train_y), len(small.val_y), len(small.test_y)) == (7, 20, 5)
+    assert torch.equal(small.test_x, splits.test_x[:5])  # the first test images, in file order
 
 
 @pytest.mark.parametrize("gz", [False, True])
