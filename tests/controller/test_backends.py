@@ -13,7 +13,7 @@ import yaml
 from controller import backends
 from controller.local import LocalBackend
 from controller.sweep import parse_sweep
-from tests.controller.conftest import synthetic_sweep
+from tests.sweeps import synthetic_sweep
 
 
 def test_local_is_the_default(tmp_path: Path) -> None:

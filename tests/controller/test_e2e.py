@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.controller.conftest import (
+from tests.sweeps import (
     invocations,
     kubohb,
     read_state,

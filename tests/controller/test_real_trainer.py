@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.controller.conftest import read_state, run_json, synthetic_sweep, write_sweep
+from tests.sweeps import read_state, run_json, synthetic_sweep, write_sweep
 
 pytestmark = [
     pytest.mark.slow,

@@ -12,7 +12,7 @@ from controller.backend import Backend, Launch, TrialState
 from controller.runner import load_or_create
 from controller.scheduler import Scheduler
 from controller.sweep import parse_sweep
-from tests.controller.conftest import synthetic_sweep
+from tests.sweeps import synthetic_sweep
 from trainer.contract import TrialResult
 from trainer.store import FileStore
 

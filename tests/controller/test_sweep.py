@@ -9,7 +9,7 @@ import yaml
 
 from controller.cli import main
 from controller.sweep import SpecError, load_sweep, parse_sweep
-from tests.controller.conftest import REPO, synthetic_sweep
+from tests.sweeps import REPO, synthetic_sweep
 
 
 def errors_of(data: dict | str) -> list[str]:

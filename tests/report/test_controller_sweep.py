@@ -14,63 +14,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from controller.report.correlation import NOT_ENOUGH
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _kubohb(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controller", *args],
-        cwd=REPO,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+from tests.sweeps import REPO, kubohb, read_state, synthetic_sweep, write_sweep
 
 
 def _sweep(tmp: Path) -> dict[str, Any]:
     """Budgets 1, 3, 9 (seconds of the synthetic objective); one bracket of 9 + 3 + 1 trials."""
-    return {
-        "name": "rep",
-        "space": {
-            "parameters": [
-                {"name": "x", "type": "float", "low": -3.0, "high": 3.0},
-                {"name": "y", "type": "float", "low": -3.0, "high": 3.0},
-                {"name": "act", "type": "categorical", "choices": ["relu", "tanh"]},
-            ]
-        },
-        "budget": {"unit": "seconds", "min": 1, "max": 9, "eta": 3},
-        "bohb": {"seed": 3},
-        "stop": {"max_iterations": 1},
-        "parallelism": 2,
-        "poll_interval_s": 0.05,
-        "trainer": {
-            "command": ["python", "-m", "trainer.synthetic"],
-            "dataset": "synthetic",
-            "env": {"KUBOHB_MAX_BUDGET": "9"},
-        },
-        "trials": {"startup_allowance_s": 30},
-        "store": {"url": str(tmp / "store")},
-        "backend": {"type": "local", "local": {"run_dir": str(tmp / "local")}},
-    }
+    return synthetic_sweep(
+        tmp,
+        "rep",
+        bohb={"seed": 3},
+        stop={"max_iterations": 1},
+        backend={"local": {"run_dir": str(tmp / "local")}},  # the default cancel grace
+    )
 
 
 def test_report_of_a_real_controller_sweep(tmp_path: Path) -> None:
-    spec = tmp_path / "sweep.yaml"
-    spec.write_text(yaml.safe_dump(_sweep(tmp_path), sort_keys=False))
-    run = _kubohb("run", str(spec), "--json", "--no-progress")
+    spec = write_sweep(tmp_path, _sweep(tmp_path))
+    run = kubohb("run", str(spec), "--json", "--no-progress")
     if run.returncode == 2 and "unrecognized arguments" in run.stderr:
         pytest.skip(f"this kubohb run takes other flags: {run.stderr[-300:]}")
     assert run.returncode == 0, run.stderr[-3000:]
-    state = json.loads((tmp_path / "store" / "rep" / "state.json").read_text())
+    state = read_state(tmp_path / "store", "rep")
 
     out = tmp_path / "report"
-    rep = _kubohb("report", (tmp_path / "store" / "rep").as_uri(), "--json", "--out", str(out))
+    rep = kubohb("report", (tmp_path / "store" / "rep").as_uri(), "--json", "--out", str(out))
     assert rep.returncode == 0, rep.stderr[-3000:]
     s = json.loads(rep.stdout)
     assert s["trials"]["total"] == len(state["trials"]) == 13

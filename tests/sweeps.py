@@ -1,0 +1,94 @@
+"""Whole-sweep test helpers: sweep files for the synthetic objective, the CLI in a fresh process.
+
+Used by the controller's tests, and by the report's test of a real controller sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = [
+    {"name": "x", "type": "float", "low": -3.0, "high": 3.0},
+    {"name": "y", "type": "float", "low": -3.0, "high": 3.0},
+    {"name": "act", "type": "categorical", "choices": ["relu", "tanh"]},
+]
+
+
+def synthetic_sweep(tmp: Path, name: str = "syn", **over: Any) -> dict[str, Any]:
+    """A sweep on the synthetic objective: budgets 1, 3, 9 (seconds), 2 brackets = 17 trials.
+
+    A dict given for a key that holds a dict is merged into it (one level); others replace it.
+    """
+    spec: dict[str, Any] = {
+        "name": name,
+        "space": {"parameters": SPACE},
+        "budget": {"unit": "seconds", "min": 1, "max": 9, "eta": 3},
+        "bohb": {"seed": 7},
+        "stop": {"max_iterations": 2},
+        "parallelism": 2,
+        "poll_interval_s": 0.05,
+        "trainer": {
+            "command": ["python", "-m", "trainer.synthetic"],
+            "dataset": "synthetic",
+            "env": {"KUBOHB_MAX_BUDGET": "9"},
+        },
+        "trials": {"startup_allowance_s": 30},
+        "store": {"url": str(tmp / "store")},
+        "backend": {"type": "local", "local": {"run_dir": str(tmp / "local"), "cancel_grace_s": 1}},
+    }
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec
+
+
+def write_sweep(tmp: Path, spec: dict[str, Any], file: str = "sweep.yaml") -> Path:
+    path = tmp / file
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def kubohb(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh process (as a user would), from the repository root."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "controller", *args],
+        cwd=REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def run_json(sweep: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    proc = kubohb("run", str(sweep), "--json", env=env)
+    assert proc.stdout.strip(), f"no JSON summary; stderr:\n{proc.stderr[-3000:]}"
+    for line in proc.stderr.splitlines():  # structured logs: one JSON event per line
+        assert "event" in json.loads(line), line
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def read_state(store_dir: Path, sweep: str) -> dict[str, Any]:
+    return json.loads((store_dir / sweep / "state.json").read_text())
+
+
+def invocations(path: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            trial = line.split()[0]
+            counts[trial] = counts.get(trial, 0) + 1
+    return counts
