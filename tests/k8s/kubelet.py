@@ -191,21 +191,14 @@ class FakeKubelet:
                 attempt,
                 {
                     "phase": "Pending",
-                    "containerStatuses": [
+                    "containerStatuses": _trainer_status(
                         {
-                            "name": "trainer",
-                            "ready": False,
-                            "restartCount": 0,
-                            "image": "x",
-                            "imageID": "",
-                            "state": {
-                                "waiting": {
-                                    "reason": "ImagePullBackOff",
-                                    "message": 'Back-off pulling image "x"',
-                                }
-                            },
+                            "waiting": {
+                                "reason": "ImagePullBackOff",
+                                "message": 'Back-off pulling image "x"',
+                            }
                         }
-                    ],
+                    ),
                 },
             )
         elif action in ("run", "preempt", "instant", "timed"):
@@ -268,16 +261,7 @@ class FakeKubelet:
                     {"type": c, "status": "True", "reason": "PreemptionByScheduler"}
                     for c in conditions
                 ],
-                "containerStatuses": [
-                    {
-                        "name": "trainer",
-                        "ready": False,
-                        "restartCount": 0,
-                        "image": "x",
-                        "imageID": "",
-                        "state": {"terminated": {"exitCode": code}},
-                    }
-                ],
+                "containerStatuses": _trainer_status({"terminated": {"exitCode": code}}),
             },
         )
         if code == 0:
@@ -367,6 +351,20 @@ class FakeKubelet:
                 os.killpg(attempt.proc.pid, signal.SIGKILL)
             attempt.proc.wait(timeout=10)
         attempt.done = True
+
+
+def _trainer_status(state: dict[str, Any]) -> list[dict[str, Any]]:
+    """A pod's containerStatuses: its one container, "trainer", not ready, in ``state``."""
+    return [
+        {
+            "name": "trainer",
+            "ready": False,
+            "restartCount": 0,
+            "image": "x",
+            "imageID": "",
+            "state": state,
+        }
+    ]
 
 
 def _finished(job: dict[str, Any]) -> bool:
