@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, SerializerFunctionWrapHandler, field_serializer
 
 from controller.report.correlation import BudgetPair, correlation_across_budgets, losses_by_budget
 from controller.report.fanova import (
@@ -78,16 +78,6 @@ class TrialCounts(BaseModel):
     skipped: int  # trial folders the report could not read (see notes)
 
 
-class IncumbentSummary(BaseModel):
-    config_id: str
-    trial_id: str
-    budget: float
-    loss: float
-    loss_per_budget: dict[float, float]
-    params: int | None
-    config: dict[str, Any]
-
-
 class ImportanceSummary(BaseModel):
     budget: float
     n: int
@@ -105,7 +95,7 @@ class ReportSummary(BaseModel):
     budget_unit: str
     budgets: list[float]
     trials: TrialCounts
-    incumbent: IncumbentSummary | None
+    incumbent: RankedConfig | None  # the top config; printed without its rank (always 1)
     correlations: list[BudgetPair]
     importance: list[ImportanceSummary]
     top: list[RankedConfig]
@@ -115,10 +105,18 @@ class ReportSummary(BaseModel):
     stop_reason: str | None
     notes: list[str]
 
+    @field_serializer("incumbent", mode="wrap")
+    def _incumbent_without_rank(
+        self, value: RankedConfig | None, handler: SerializerFunctionWrapHandler
+    ) -> dict[str, Any] | None:
+        out: dict[str, Any] | None = handler(value)
+        if out is not None:
+            del out["rank"]
+        return out
+
 
 def summarise(a: Analysis, top_k: int = 10) -> ReportSummary:
     trials = a.data.trials
-    best = a.ranked[0] if a.ranked else None
     state = a.data.state
     return ReportSummary(
         sweep=a.data.sweep,
@@ -133,17 +131,7 @@ def summarise(a: Analysis, top_k: int = 10) -> ReportSummary:
             running=sum(t.status == "running" for t in trials),
             skipped=a.data.skipped,
         ),
-        incumbent=IncumbentSummary(
-            config_id=best.config_id,
-            trial_id=best.trial_id,
-            budget=best.budget,
-            loss=best.loss,
-            loss_per_budget=best.loss_per_budget,
-            params=best.params,
-            config=best.config,
-        )
-        if best
-        else None,
+        incumbent=a.ranked[0] if a.ranked else None,
         correlations=a.correlations,
         importance=[
             ImportanceSummary(
