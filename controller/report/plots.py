@@ -73,14 +73,14 @@ def figure1(a: Analysis) -> dict[str, bytes]:
         x = t / div
         y = np.array([r.loss for r in done], dtype=float)
         idx = np.array([budgets.index(r.budget) for r in done])
-        sc = ax.scatter(x, y, c=idx, cmap=cmap, norm=norm, s=14, alpha=0.75, linewidths=0)
+        sc = ax.scatter(x, y, c=idx, cmap=cmap, norm=norm, s=14, alpha=0.75, linewidths=0, zorder=3)
         cbar = fig.colorbar(sc, ax=ax, ticks=range(len(budgets)))
         cbar.ax.set_yticklabels([_fmt(b) for b in budgets])
         cbar.set_label(f"budget [{a.budget_unit}]")
         if a.trajectory:
             tx = [p.time_s / div for p in a.trajectory] + [float(x.max())]
             ty = [p.loss for p in a.trajectory] + [a.trajectory[-1].loss]
-            ax.step(tx, ty, where="post", color="crimson", lw=2, label="incumbent")
+            ax.step(tx, ty, where="post", color="crimson", lw=2, label="incumbent", zorder=2)
             ax.legend(loc="upper right")
         ax.set_xlabel(label)
         if y.min() > 0 and y.max() / y.min() > 20:
