@@ -134,7 +134,8 @@ class LocalBackend(Backend):
             exit_file.replace(folder / f"exit.{attempt - 1}.json")
         gpus: list[int] = []
         if self.gpus_per_trial:
-            free = [g for g in self.gpus if g not in self._busy_gpus()]
+            busy = self._busy_gpus()  # one scan of the run folder, not one per GPU
+            free = [g for g in self.gpus if g not in busy]
             if len(free) < self.gpus_per_trial:
                 raise RuntimeError(f"trial {launch.trial_id}: no free GPU slot (all in use)")
             gpus = free[: self.gpus_per_trial]
