@@ -325,18 +325,23 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
+# pydantic's bound errors: (operator, its ctx key), for "must be > 0" style messages
+_BOUNDS = {
+    "greater_than": (">", "gt"),
+    "greater_than_equal": (">=", "ge"),
+    "less_than": ("<", "lt"),
+    "less_than_equal": ("<=", "le"),
+}
+
+
 def format_errors(exc: ValidationError) -> list[str]:
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
         msg = err["msg"].removeprefix("Value error, ")
-        ctx = err.get("ctx") or {}
-        bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<"}
-        if err["type"] in bounds:
-            key = {"greater_than": "gt", "greater_than_equal": "ge", "less_than": "lt"}[err["type"]]
-            msg = f"must be {bounds[err['type']]} {ctx.get(key):g}"
-        elif err["type"] == "less_than_equal":
-            msg = f"must be <= {ctx.get('le'):g}"
+        if err["type"] in _BOUNDS:
+            op, key = _BOUNDS[err["type"]]
+            msg = f"must be {op} {(err.get('ctx') or {}).get(key):g}"
         nested = re.match(r"^([\w.]+): (inline credentials.*)$", msg)
         if nested and loc:  # a validator that names the offending field below its own
             loc, msg = f"{loc}.{nested[1]}", nested[2]
