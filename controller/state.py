@@ -18,7 +18,6 @@ FILE_STATE = "state.json"
 FILE_SPEC = "spec.yaml"
 
 TrialPhase = Literal["PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST"]
-ACTIVE: frozenset[str] = frozenset({"LAUNCHED", "RUNNING", "LOST"})  # a backend may run them
 DONE: frozenset[str] = frozenset({"SUCCEEDED", "FAILED"})
 StopReason = Literal[
     "finished", "max_iterations", "max_trials", "max_gpu_hours", "max_cost", "deadline"
