@@ -29,7 +29,7 @@ from controller.state import (
     utcnow,
 )
 from controller.sweep import SweepSpec
-from controller.trials import incumbent, jsonable, parse_result, trial_spec
+from controller.trials import incumbent, jsonable, parse_result, running_cost, trial_spec
 from trainer.contract import (
     EXIT_BAD_TRIAL,
     FILE_RESULT,
@@ -238,14 +238,7 @@ class Scheduler:
 
     # -- limits -----------------------------------------------------------------------------
     def _running_costs(self, now: datetime) -> list[cost.Running]:
-        return [
-            cost.Running(
-                (now - t.launched_at).total_seconds() if t.launched_at else 0.0,
-                t.deadline_s,
-                t.gpus,
-            )
-            for t in self._open_in("LAUNCHED", "RUNNING")
-        ]
+        return [running_cost(t, now) for t in self._open_in("LAUNCHED", "RUNNING")]
 
     def _check_limits(self, now: datetime) -> str | None:
         if self.deadline is not None and now >= self.deadline:

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from controller import cost
 from controller.state import SweepState, utcnow
-from controller.trials import incumbent
+from controller.trials import incumbent, running_cost
 
 PHASES = ("PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST")
 
@@ -24,12 +24,7 @@ PHASES = ("PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST")
 def summarize(state: SweepState, now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     active = state.in_phase("LAUNCHED", "RUNNING")
-    running = [
-        cost.Running(
-            (now - t.launched_at).total_seconds() if t.launched_at else 0.0, t.deadline_s, t.gpus
-        )
-        for t in active
-    ]
+    running = [running_cost(t, now) for t in active]
     device_s = cost.accounted(state.gpu_seconds, running)
     brackets: dict[int, dict[float, Counter[str]]] = {}
     for t in state.trials.values():

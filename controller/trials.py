@@ -4,10 +4,12 @@ reads, and the incumbent of a trial table."""
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from controller import cost
 from controller.state import SweepState, TrialRecord
 from controller.sweep import SweepSpec
 from trainer.contract import FILE_RESULT, TrialResult, TrialSpec
@@ -62,6 +64,12 @@ def incumbent(state: SweepState) -> dict[str, Any] | None:
         "budget": best.budget,
         "loss": best.loss,
     }
+
+
+def running_cost(t: TrialRecord, now: datetime) -> cost.Running:
+    """An open attempt as the cost logic sees it (the scheduler's caps and `kubohb status`)."""
+    elapsed = (now - t.launched_at).total_seconds() if t.launched_at else 0.0
+    return cost.Running(elapsed, t.deadline_s, t.gpus)
 
 
 def jsonable(value: Any) -> Any:
