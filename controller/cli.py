@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 
 from rich.console import Console
 
@@ -49,16 +48,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from controller.runner import BackendSetupError, ResumeConflictError, run_sweep
     from controller.status import render, summarize
-    from controller.sweep import SpecError, load_sweep
+    from controller.sweep import SpecError, read_sweep
     from trainer.store import StoreError
 
     log.setup()
     try:
-        spec = load_sweep(args.file)
+        spec, text = read_sweep(args.file)  # one read: the text stored as spec.yaml is the spec run
     except SpecError as exc:
         _print_spec_errors(exc)
         return EXIT_BAD_INPUT
-    text = Path(args.file).read_text()
     live = sys.stdout.isatty() and not args.no_progress and not args.json
     try:
         if live:

@@ -374,9 +374,14 @@ def parse_sweep(text: str, source: str = "<sweep>") -> SweepSpec:
     return spec
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
+def read_sweep(path: str | Path) -> tuple[SweepSpec, str]:
+    """The validated spec and the exact text it came from (the file is read once)."""
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise SpecError(str(path), [f"cannot read the file ({exc.strerror or exc})"]) from None
-    return parse_sweep(text, str(path))
+    return parse_sweep(text, str(path)), text
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    return read_sweep(path)[0]
