@@ -59,7 +59,8 @@ class JobCache:
             current = self._jobs.get(name)
             if current is None or _newer(job, current):
                 self._jobs.pop(name, None)
-                self._gone[name] = current or job
+                # the DELETED event carries the Job's last state: it may hold a completion we missed
+                self._gone[name] = job
 
     def replace_all(self, items: list[dict[str, Any]], list_rv: int | None) -> None:
         """A full list: Jobs missing from it were deleted unless we saw them after the list."""
