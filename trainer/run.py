@@ -39,7 +39,7 @@ from trainer.data import DataMissingError, Splits, load
 from trainer.hparams import TrainConfig, parse_config
 from trainer.model import ModelError, describe
 from trainer.schedule import Schedule
-from trainer.store import Store, StoreError, open_store, open_url
+from trainer.store import NotFound, Store, StoreError, open_store, open_url
 from trainer.train import (
     Device,
     DeviceUnavailableError,
@@ -131,6 +131,7 @@ class TrialRun:
     def __init__(self, spec: TrialSpec, cfg: TrainConfig, store: Store, log: EventLog) -> None:
         self.spec, self.cfg, self.store, self.log = spec, cfg, store, log
         self.metrics: list[dict[str, Any]] = []
+        self._metrics_put = -1  # lines in the last metrics.jsonl written (-1: none yet)
         self.started = datetime.now(UTC)
         self.wall0 = time.monotonic()
         self.wall_before = 0.0  # wall seconds of earlier (interrupted) runs
@@ -312,8 +313,11 @@ class TrialRun:
         )
 
     def _put_metrics(self) -> None:
+        if len(self.metrics) == self._metrics_put:  # lines are only appended: nothing new
+            return
         body = "".join(json.dumps(m) + "\n" for m in self.metrics)
         self.store.put(self.key(FILE_METRICS), body.encode())
+        self._metrics_put = len(self.metrics)
 
     def _fail(self, reason: str) -> None:
         self.log("config_failed", error=reason)
@@ -330,7 +334,10 @@ class TrialRun:
         self.log("result", status=result.status, loss=result.loss, error=result.error)
         log_key = self.key(FILE_LOG)
         try:
-            previous = self.store.get(log_key).decode() if self.store.exists(log_key) else ""
+            try:
+                previous = self.store.get(log_key).decode()
+            except NotFound:
+                previous = ""
             self.store.put(log_key, (previous + "\n".join(self.log.lines) + "\n").encode())
         except StoreError as exc:  # the log is a convenience; the result must still be written
             self.log("log_upload_failed", error=str(exc))
