@@ -27,13 +27,18 @@ from hpbandster.optimizers.config_generators.bohb import BOHB as BOHBGenerator  
 from hpbandster.optimizers.iterations import SuccessiveHalving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.problems import PROBLEMS, zela_timing_loss
+from benchmarks.problems import PROBLEMS, evaluate, zela_timing_loss
 
 logging.getLogger("hpbandster").setLevel(logging.ERROR)
 
 
 def config_space(parameters: list[dict[str, Any]], seed: int) -> CS.ConfigurationSpace:
-    cs = CS.ConfigurationSpace(seed=seed)
+    # ConfigSpace's prior sampler gets its own seed, derived from the run seed: seeding it with the
+    # run seed itself would make its MT19937 stream a copy of the global ``np.random`` stream
+    # (HpBandSter's coin, candidate and truncnorm draws), coupling the two. kubohb draws all of
+    # this from one generator, so neither arm has correlated streams.
+    cs_seed = int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
+    cs = CS.ConfigurationSpace(seed=cs_seed)
     for p in parameters:
         log = bool(p.get("log", False))
         if p["type"] == "float":
@@ -62,6 +67,13 @@ def run_bohb(problem: Any, seed: int, n_iterations: int) -> dict[str, Any]:
     np.random.seed(seed)  # HpBandSter draws from the global numpy RNG
     cs = config_space(problem.parameters, seed)
     cg = _generator(cs)
+    picks: list[bool] = []
+
+    def sampler(budget: float) -> tuple[dict[str, Any], dict[str, Any]]:
+        config, info = cg.get_config(budget)
+        picks.append(bool(info.get("model_based_pick", False)))
+        return config, info
+
     eta, min_budget, max_budget = 3, problem.min_budget, problem.max_budget
     # hpbandster/optimizers/bohb.py, verbatim
     max_sh_iter = -int(np.log(min_budget / max_budget) / np.log(eta)) + 1
@@ -75,10 +87,9 @@ def run_bohb(problem: Any, seed: int, n_iterations: int) -> dict[str, Any]:
             HPB_iter=iteration,
             num_configs=ns,
             budgets=budgets[(-s - 1) :],
-            config_sampler=cg.get_config,
+            config_sampler=sampler,
         )
 
-    noise = np.random.default_rng([seed, 1])  # the problem's own noise stream
     iterations: list[SuccessiveHalving] = []
     left, opt_seconds, evaluations, used = n_iterations, 0.0, 0, 0.0
     best: tuple[float, dict[str, Any]] | None = None
@@ -100,7 +111,7 @@ def run_bohb(problem: Any, seed: int, n_iterations: int) -> dict[str, Any]:
                 continue
             break
         config_id, config, budget = job
-        loss = problem.loss(config, budget, noise)
+        loss = evaluate(problem, config, budget, seed)  # noise keyed by (seed, config, budget)
         evaluations += 1
         used += budget
         if budget == budgets[-1] and (best is None or loss < best[0]):
@@ -119,6 +130,15 @@ def run_bohb(problem: Any, seed: int, n_iterations: int) -> dict[str, Any]:
         "evaluations": evaluations,
         "budget_used": used,
         "optimiser_s_per_eval": opt_seconds / evaluations,
+        "model_based_fraction": sum(picks) / len(picks),
+        "knobs": {
+            "min_points_in_model": cg.min_points_in_model,
+            "top_n_percent": cg.top_n_percent,
+            "num_samples": cg.num_samples,
+            "random_fraction": cg.random_fraction,
+            "bandwidth_factor": cg.bw_factor,
+            "min_bandwidth": cg.min_bandwidth,
+        },
     }
 
 

@@ -4,10 +4,16 @@ This module is imported both by kubohb's benchmark and by the HpBandSter runner 
 (numpy < 2), so it depends on nothing else. A problem gives a search space in kubohb's dict form,
 its budget range, a noisy multi-fidelity ``loss`` and the noise-free ``regret`` of a config at the
 full fidelity (what "final regret" reports).
+
+Every arm of the benchmark evaluates through ``evaluate``: the noise of a call is drawn from a
+generator seeded by (run seed, config, budget), so it does not depend on the order of the calls
+or on the arm, and the same config at the same budget in the same seed gets the same value.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +111,23 @@ class MFHartmann6:
     def regret(self, config: dict[str, Any]) -> float:
         x = np.array([config[f"x{i}"] for i in range(6)], dtype=float)
         return self._h(x, _H6_ALPHA) - _H6_MIN
+
+
+def noise_rng(seed: int, config: dict[str, Any], budget: float) -> np.random.Generator:
+    """The noise generator of one evaluation, a pure function of (seed, config, budget).
+
+    Values are keyed as floats (numpy or Python, int or float alike) and the budget to 9
+    significant digits, so HpBandSter's ``729 * 3**-4`` and kubohb's ``729 / 3**4`` agree."""
+    key = json.dumps(
+        [int(seed), f"{float(budget):.9g}", sorted((k, float(v)) for k, v in config.items())]
+    )
+    digest = hashlib.sha256(key.encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:16], "little"))
+
+
+def evaluate(problem: Any, config: dict[str, Any], budget: float, seed: int) -> float:
+    """The noisy loss every arm observes."""
+    return float(problem.loss(config, budget, noise_rng(seed, config, budget)))
 
 
 PROBLEMS: dict[str, Any] = {
