@@ -139,24 +139,21 @@ class JobWatcher(threading.Thread):
                 if events == 0:
                     rv = None  # a quiet window: the bounded fallback poll is a fresh list
                 backoff = 0.5
-            except ApiException as exc:
+            except Exception as exc:  # HTTP errors, connection reset, timeouts: retry with backoff
                 if self._stop_event.is_set():
                     break
-                if exc.status == 410:  # our resourceVersion was compacted away: relist
+                rv = None
+                if not isinstance(exc, ApiException):
+                    why = f"{type(exc).__name__}: {exc}"
+                elif exc.status == 410:  # our resourceVersion was compacted away: relist now
                     self.stats.gone += 1
                     log.event("k8s.watch.gone", namespace=self.namespace)
+                    continue
                 else:
-                    self._failed(f"HTTP {exc.status} {exc.reason}")
-                    self._stop_event.wait(backoff)
-                    backoff = min(backoff * 2, 30.0)
-                rv = None
-            except Exception as exc:  # connection reset, timeouts: retry with backoff
-                if self._stop_event.is_set():
-                    break
-                self._failed(f"{type(exc).__name__}: {exc}")
+                    why = f"HTTP {exc.status} {exc.reason}"
+                self._failed(why)
                 self._stop_event.wait(backoff)
                 backoff = min(backoff * 2, 30.0)
-                rv = None
 
     def _failed(self, why: str) -> None:
         self.stats.errors += 1
