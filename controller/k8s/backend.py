@@ -118,7 +118,7 @@ class KubernetesBackend(Backend):
                 f"launch {launch.trial_id}: sweep {launch.sweep!r} is not this backend's "
                 f"sweep {self.sweep!r}"
             )
-        name = job_name(self.sweep, launch.trial_id)
+        name = self._name(launch.trial_id)
         current = self.cache.get(name)
         if current is not None and not is_finished(current):
             return  # already there: never a second Job for a trial
@@ -149,11 +149,10 @@ class KubernetesBackend(Backend):
         return out
 
     def cancel(self, trial_id: str) -> None:
-        name = job_name(self.sweep, trial_id)
         self._ended[trial_id] = TrialState(
             trial_id=trial_id, phase="exited", exit_code=EXIT_CANCELLED, reason="cancelled"
         )
-        self._delete(name)
+        self._delete(self._name(trial_id))
 
     def adopt(self) -> set[str]:
         if not self.cache.synced.wait(_SYNC_WAIT_S):
@@ -185,9 +184,9 @@ class KubernetesBackend(Backend):
         return name
 
     def _state(self, trial_id: str, now: float) -> TrialState:
-        name = self._name(trial_id)
         if trial_id in self._ended:  # cancelled or declared lost: late watch events do not count
             return self._ended[trial_id]
+        name = self._name(trial_id)
         job = self.cache.get(name)
         if job is None:
             gone = self.cache.gone(name)
