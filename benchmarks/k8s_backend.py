@@ -29,6 +29,7 @@ from kubernetes import client
 
 from controller.backend import Launch, Resources
 from controller.k8s.backend import KubernetesBackend
+from controller.k8s.jobs import build_job
 from controller.k8s.names import job_name
 from controller.k8s.options import KubernetesOptions
 from controller.k8s.status import job_state
@@ -37,6 +38,10 @@ from tests.k8s.kubelet import FakeKubelet
 
 NAMESPACE = "bench"
 SWEEP = "bench"
+IMAGE = "trainer:bench"
+COMMAND = ["python", "-m", "trainer"]
+RESOURCES = Resources(gpus=1, cpu="4", memory="16Gi")
+ENV = {"KUBOHB_STORE_ENDPOINT": "http://s3:9000"}
 
 
 @dataclass
@@ -59,15 +64,19 @@ def _launch(i: int) -> Launch:
     )
 
 
+def _options(rate: float) -> KubernetesOptions:
+    return KubernetesOptions(namespace=NAMESPACE, creates_per_second=rate, poll_interval_s=30)
+
+
 def _backend(server: RunningApiServer, rate: float) -> KubernetesBackend:
     return KubernetesBackend(
         sweep=SWEEP,
         store_root="s3://b/r",
-        options=KubernetesOptions(namespace=NAMESPACE, creates_per_second=rate, poll_interval_s=30),
-        image="trainer:bench",
-        command=["python", "-m", "trainer"],
-        resources=Resources(gpus=1, cpu="4", memory="16Gi"),
-        env={"KUBOHB_STORE_ENDPOINT": "http://s3:9000"},
+        options=_options(rate),
+        image=IMAGE,
+        command=COMMAND,
+        resources=RESOURCES,
+        env=ENV,
         api_client=server.api_client(),
     )
 
@@ -117,19 +126,17 @@ def run_naive(trials: int, run_s: float, tick: float) -> Figures:
         FakeKubelet(server.store, lambda j, a: "timed") as kubelet,
     ):
         kubelet.run_seconds = run_s
-        backend = _backend(server, rate=1e9)  # only to build the same Job bodies
-        backend.close()
         batch = client.BatchV1Api(server.api_client())
-        from controller.k8s.jobs import build_job
+        options = _options(rate=1e9)
 
         def launch(launch: Launch) -> None:
-            body = build_job(
+            body = build_job(  # the Job bodies the backend sends
                 launch=launch,
-                options=backend.options,
-                image=backend.image,
-                command=backend.command,
-                resources=backend.resources,
-                env=backend.env,
+                options=options,
+                image=IMAGE,
+                command=COMMAND,
+                resources=RESOURCES,
+                env=ENV,
                 namespace=NAMESPACE,
             )
             batch.create_namespaced_job(NAMESPACE, body, _preload_content=False).release_conn()
