@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -87,10 +86,9 @@ def _is_oom(exc: BaseException) -> bool:
 
 def run_trial(url: str) -> int:
     log = EventLog()
-    env_endpoint = os.environ.get("KUBOHB_STORE_ENDPOINT")
-    env_region = os.environ.get("KUBOHB_STORE_REGION")
     try:
-        src, key = open_url(url, endpoint_url=env_endpoint, region=env_region)
+        # without an endpoint or region in hand, the S3 store takes KUBOHB_STORE_ENDPOINT/_REGION
+        src, key = open_url(url)
         body = src.get(key)
     except StoreError as exc:
         log("trial_unreadable", url=url, error=str(exc))
@@ -103,8 +101,7 @@ def run_trial(url: str) -> int:
         log("trial_invalid", url=url, error=str(exc))
         return EXIT_BAD_TRIAL
     log.trial = spec.trial_id
-    endpoint = spec.store_endpoint_url or env_endpoint
-    region = spec.store_region or env_region
+    endpoint, region = spec.store_endpoint_url, spec.store_region
     try:
         store = open_store(spec.store_root, endpoint_url=endpoint, region=region)
         if store.exists(f"{spec.prefix}/{FILE_RESULT}"):

@@ -67,11 +67,7 @@ def synthetic_loss(config: dict[str, object], budget: float, max_budget: float, 
 def run(trial_url: str) -> int:
     started = datetime.now(UTC)
     try:
-        store, key = open_url(
-            trial_url,
-            endpoint_url=os.environ.get("KUBOHB_STORE_ENDPOINT"),
-            region=os.environ.get("KUBOHB_STORE_REGION"),
-        )
+        store, key = open_url(trial_url)  # the S3 store reads KUBOHB_STORE_ENDPOINT/_REGION
         raw = store.get_json(key)
     except StoreError as exc:
         print(f"synthetic trainer: cannot read {trial_url}: {exc}", file=sys.stderr)
