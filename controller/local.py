@@ -23,7 +23,7 @@ from pathlib import Path
 from controller.backend import Backend, Launch, TrialState
 from controller.local_wrap import EXIT_CANCELLED, FILE_EXIT, FILE_TRAINER, process_start_time
 from trainer.contract import FILE_LOG, trial_prefix
-from trainer.store import _atomic_write
+from trainer.store import atomic_write
 
 FILE_PROC = "proc.json"
 FILE_CANCELLED = "cancelled"
@@ -186,7 +186,7 @@ class LocalBackend(Backend):
             "gpus": gpus,
             "launched_at": datetime.now(UTC).isoformat(),
         }
-        _atomic_write(folder / FILE_PROC, json.dumps(record).encode())
+        atomic_write(folder / FILE_PROC, json.dumps(record).encode())
 
     def poll(self, trial_ids: Iterable[str]) -> dict[str, TrialState]:
         states: dict[str, TrialState] = {}

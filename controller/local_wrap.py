@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from trainer.store import StoreError, _atomic_write, open_store
+from trainer.store import StoreError, atomic_write, open_store
 
 FILE_EXIT = "exit.json"
 FILE_TRAINER = "trainer.json"  # the trainer's pid and start time: a relaunch kills a stale one
@@ -51,7 +51,7 @@ def write_exit(
         "started_at": started.isoformat(),
         "ended_at": datetime.now(UTC).isoformat(),
     }
-    _atomic_write(folder / FILE_EXIT, json.dumps(record).encode())
+    atomic_write(folder / FILE_EXIT, json.dumps(record).encode())
 
 
 def _stop(child: subprocess.Popen[bytes], grace_s: float) -> int:
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        _atomic_write(
+        atomic_write(
             folder / FILE_TRAINER,
             json.dumps({"pid": child.pid, "start_time": process_start_time(child.pid)}).encode(),
         )

@@ -63,7 +63,7 @@ class Store(ABC):
 
     def get_file(self, key: str, path: str | Path) -> None:
         """Download to a local file (atomically replaced)."""
-        _atomic_write(Path(path), self.get(key))
+        atomic_write(Path(path), self.get(key))
 
     def put_file(self, path: str | Path, key: str) -> None:
         self.put(key, Path(path).read_bytes())
@@ -109,7 +109,8 @@ def check_key(key: str, url: str) -> str:
     return key
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (temp file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -124,7 +125,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def _is_temp(path: Path) -> bool:
-    """A write in progress by ``_atomic_write`` (never listed)."""
+    """A write in progress by ``atomic_write`` (never listed)."""
     return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
@@ -151,7 +152,7 @@ class FileStore(Store):
 
     def put(self, key: str, data: bytes) -> None:
         try:
-            _atomic_write(self._path(key), data)
+            atomic_write(self._path(key), data)
         except OSError as exc:
             raise StoreError(f"{self.url(key)}: cannot write ({exc.strerror or exc})") from exc
 
