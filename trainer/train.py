@@ -216,8 +216,8 @@ class Trainer:
         return mixup(x, self.train_y[idx], self.cfg.alpha, self.gen, self.np_rng)
 
     def step(self, x: Tensor, y_a: Tensor, y_b: Tensor, lam: float) -> Tensor:
-        """One optimiser step; returns the (mixup) loss as a 0-d tensor."""
-        self.model.train()
+        """One optimiser step in training mode (``train`` sets it, ``error`` restores it); returns
+        the (mixup) loss as a 0-d tensor."""
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
             out = self.forward(x)
@@ -235,6 +235,7 @@ class Trainer:
         """Run until the schedule says the budget is used; callbacks see the progress."""
         p = self.progress
         lr = self.schedule.lr(p.step, p.seconds)
+        self.model.train()  # once, not per step: a walk over every module inside the timed step
         while not self.schedule.done(p.step, p.seconds):
             order = self._epoch_order(p.epoch)
             while p.step_in_epoch < self.steps_per_epoch:
