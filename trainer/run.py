@@ -46,6 +46,7 @@ from trainer.train import (
     Progress,
     Trainer,
     limit_cpu_threads,
+    steps_per_epoch,
 )
 
 METRICS_EVERY_S = 10.0  # wall seconds between metrics.jsonl rewrites (and at every checkpoint)
@@ -173,9 +174,11 @@ class TrialRun:
         device = Device.choose(spec.device, spec.amp, spec.compile)
         self.device_name = device.describe()
         threads = limit_cpu_threads()
-        steps_per_epoch = max(1, len(data.train_y) // cfg.batch_size)
         schedule = Schedule.create(
-            spec.budget_unit, cfg.learning_rate, spec.budget, steps_per_epoch
+            spec.budget_unit,
+            cfg.learning_rate,
+            spec.budget,
+            steps_per_epoch(len(data.train_y), cfg.batch_size),
         )
         trainer = Trainer(cfg, data, schedule, device, spec.seed)
         self.log(

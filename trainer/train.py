@@ -44,6 +44,11 @@ class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite: the config cannot train."""
 
 
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimiser steps per epoch: the last partial batch is dropped (drop_last, as the authors)."""
+    return max(1, n_train // batch_size)
+
+
 @dataclass
 class Progress:
     step: int = 0  # optimiser steps done in total
@@ -159,7 +164,7 @@ class Trainer:
         self.gen = torch.Generator(device=dev).manual_seed(seed + 1)
         self.np_rng = np.random.default_rng(seed + 2)
         n = int(self.train_x.shape[0])
-        self.steps_per_epoch = max(1, n // cfg.batch_size)  # drop_last, as the authors
+        self.steps_per_epoch = steps_per_epoch(n, cfg.batch_size)
         self.batch = min(cfg.batch_size, n)
         self.progress = Progress()
 
