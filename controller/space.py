@@ -268,10 +268,6 @@ class SearchSpace(BaseModel):
             [len(p.choices) if p.type == "categorical" else 0 for p in self.ordered], dtype=np.int64
         )
 
-    @cached_property
-    def is_conditional(self) -> bool:
-        return any(p.active_if for p in self.parameters)
-
     # ---- configs --------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """A prior sample: each dimension uniform on [0, 1] (or over the choices), then decoded."""
