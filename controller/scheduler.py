@@ -257,12 +257,11 @@ class Scheduler:
         log.event("sweep.stopped", sweep=self.state.sweep, reason=reason)
 
     # -- launching --------------------------------------------------------------------------
-    def _next_candidate(self, now: datetime) -> TrialRecord | None:
-        """A LOST trial to retry, a trial handed out but never launched, or a new one from BOHB."""
-        for phase in ("LOST", "PENDING"):
-            waiting = self._open_in(phase)
-            if waiting:
-                return waiting[0]
+    def _next_candidate(self, now: datetime, waiting: list[TrialRecord]) -> TrialRecord | None:
+        """The first of ``waiting`` (LOST trials to retry, then trials handed out but never
+        launched), or else a new one from BOHB."""
+        if waiting:
+            return waiting.pop(0)
         max_trials = self.spec.stop.max_trials
         if max_trials is not None and len(self.state.trials) >= max_trials:
             return None
@@ -288,12 +287,13 @@ class Scheduler:
         return t
 
     def _fill(self, now: datetime) -> str | None:
-        active = len(self._open_in("LAUNCHED", "RUNNING"))
+        running = self._running_costs(now)
+        active = len(running)
+        waiting = self._open_in("LOST") + self._open_in("PENDING")  # scanned once per tick
         batch: list[TrialRecord] = []
         blocked = False
-        running = self._running_costs(now)
         while active + len(batch) < self.parallelism:
-            t = self._next_candidate(now)
+            t = self._next_candidate(now, waiting)
             if t is None:
                 break
             if not cost.can_launch(
