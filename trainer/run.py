@@ -276,12 +276,16 @@ class TrialRun:
 
     # ------------------------------------------------------------------ outputs
 
+    def _wall_seconds(self) -> float:
+        """Wall seconds of this trial, earlier (interrupted) runs included."""
+        return self.wall_before + time.monotonic() - self.wall0
+
     def _info(self, trainer: Trainer | None) -> dict[str, Any]:
         info: dict[str, Any] = {
             "params": self.params,
             "device": self.device_name,
             "resumed": self.resumed,
-            "wall_seconds": self.wall_before + time.monotonic() - self.wall0,
+            "wall_seconds": self._wall_seconds(),
             "budget": self.spec.budget,
             "budget_unit": self.spec.budget_unit,
         }
@@ -304,7 +308,7 @@ class TrialRun:
             "metrics": self.metrics,
             "resumed": self.resumed,
             "started_at": self.started.isoformat(),
-            "wall_seconds": self.wall_before + time.monotonic() - self.wall0,
+            "wall_seconds": self._wall_seconds(),
         }
         checkpoint.save(self.store, self.key(FILE_CHECKPOINT), state)
         self._put_metrics()
