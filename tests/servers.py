@@ -101,7 +101,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _use_endpoint(monkeypatch: pytest.MonkeyPatch, endpoint: S3Endpoint) -> None:
+def use_endpoint(monkeypatch: pytest.MonkeyPatch, endpoint: S3Endpoint) -> None:
+    """Point this test's environment at ``endpoint`` (``endpoint.env()``), and only at it."""
     # A developer's own AWS profile or session token must not leak into the tests.
     for var in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(var, raising=False)
@@ -127,7 +128,7 @@ def s3_server() -> Iterator[S3Endpoint]:
 
 @pytest.fixture
 def s3_store(s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> Store:
-    _use_endpoint(monkeypatch, s3_server)
+    use_endpoint(monkeypatch, s3_server)
     return s3_server.store()
 
 
@@ -258,7 +259,7 @@ def seaweedfs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3End
 
 @pytest.fixture
 def seaweedfs_store(seaweedfs_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch) -> Store:
-    _use_endpoint(monkeypatch, seaweedfs_server)
+    use_endpoint(monkeypatch, seaweedfs_server)
     return seaweedfs_server.store()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tests.servers import S3Endpoint, free_port
+from tests.servers import S3Endpoint, free_port, use_endpoint
 from tests.store.faults import FaultProxy, fault_proxy
 from trainer.store import StoreError, open_store
 from trainer.store_s3 import S3Options, S3Store
@@ -21,8 +21,7 @@ FAST = S3Options(max_attempts=3, connect_timeout_s=1, read_timeout_s=10, unreach
 @pytest.fixture(params=["s3_server", "seaweedfs_server"], ids=["moto", "seaweedfs"])
 def endpoint(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> S3Endpoint:
     server: S3Endpoint = request.getfixturevalue(request.param)
-    for var, value in server.env().items():
-        monkeypatch.setenv(var, value)
+    use_endpoint(monkeypatch, server)
     return server
 
 
@@ -50,8 +49,7 @@ def test_wrong_secret_is_rejected_by_sigv4(
 ) -> None:
     bucket = seaweedfs_server.new_bucket()
     wrong = "not-the-secret-" + "x" * 20
-    for var, value in seaweedfs_server.env().items():
-        monkeypatch.setenv(var, value)
+    use_endpoint(monkeypatch, seaweedfs_server)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", wrong)
     store = _store(seaweedfs_server.endpoint_url, f"s3://{bucket}/root")
     with caplog.at_level(logging.DEBUG, logger="kubohb.store"), pytest.raises(StoreError) as info:
@@ -67,8 +65,7 @@ def test_unknown_access_key_is_rejected(
     seaweedfs_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bucket = seaweedfs_server.new_bucket()
-    for var, value in seaweedfs_server.env().items():
-        monkeypatch.setenv(var, value)
+    use_endpoint(monkeypatch, seaweedfs_server)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "NOSUCHKEY0000000000")
     store = _store(seaweedfs_server.endpoint_url, f"s3://{bucket}/root")
     with pytest.raises(StoreError, match=r"access denied \(InvalidAccessKeyId\)") as info:
@@ -92,8 +89,7 @@ def test_missing_credentials_say_which_variables(
 
 
 def test_endpoint_down_fails_after_bounded_retries(s3_server: S3Endpoint, monkeypatch) -> None:
-    for var, value in s3_server.env().items():
-        monkeypatch.setenv(var, value)
+    use_endpoint(monkeypatch, s3_server)
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     store = _store(dead, "s3://bucket-x/root")
     started = time.monotonic()
@@ -108,8 +104,7 @@ def test_endpoint_down_fails_after_bounded_retries(s3_server: S3Endpoint, monkey
 
 
 def test_endpoint_coming_up_late_is_waited_for(s3_server: S3Endpoint, monkeypatch) -> None:
-    for var, value in s3_server.env().items():
-        monkeypatch.setenv(var, value)
+    use_endpoint(monkeypatch, s3_server)
     bucket = s3_server.new_bucket()
     port = free_port()
     proxies: list[FaultProxy] = []
@@ -130,8 +125,7 @@ def test_endpoint_coming_up_late_is_waited_for(s3_server: S3Endpoint, monkeypatc
 
 
 def test_transient_5xx_is_retried(s3_server: S3Endpoint, monkeypatch) -> None:
-    for var, value in s3_server.env().items():
-        monkeypatch.setenv(var, value)
+    use_endpoint(monkeypatch, s3_server)
     bucket = s3_server.new_bucket()
     with fault_proxy(s3_server.endpoint_url, fail_first=2, status=503) as proxy:
         store = _store(proxy.endpoint_url, f"s3://{bucket}/root")
@@ -143,8 +137,7 @@ def test_transient_5xx_is_retried(s3_server: S3Endpoint, monkeypatch) -> None:
 
 
 def test_persistent_5xx_gives_up_after_max_attempts(s3_server: S3Endpoint, monkeypatch) -> None:
-    for var, value in s3_server.env().items():
-        monkeypatch.setenv(var, value)
+    use_endpoint(monkeypatch, s3_server)
     with fault_proxy(s3_server.endpoint_url, fail_first=1000, status=500) as proxy:
         store = _store(proxy.endpoint_url, "s3://some-bucket/root")
         with pytest.raises(StoreError, match="s3://some-bucket/root/k: GetObject failed"):
@@ -155,8 +148,7 @@ def test_persistent_5xx_gives_up_after_max_attempts(s3_server: S3Endpoint, monke
 def test_large_put_file_uses_multipart_and_round_trips(
     s3_server: S3Endpoint, monkeypatch, tmp_path: Path
 ) -> None:
-    for var, value in s3_server.env().items():
-        monkeypatch.setenv(var, value)
+    use_endpoint(monkeypatch, s3_server)
     bucket = s3_server.new_bucket()
     options = FAST.model_copy(update={"multipart_threshold_mb": 5})
     store = _store(s3_server.endpoint_url, f"s3://{bucket}", options)
@@ -180,8 +172,7 @@ def test_bad_urls_and_options_are_refused(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_list_follows_pagination(s3_server: S3Endpoint, monkeypatch) -> None:
-    for var, value in s3_server.env().items():
-        monkeypatch.setenv(var, value)
+    use_endpoint(monkeypatch, s3_server)
     bucket = s3_server.new_bucket()
     keys = [f"sw/trials/t{i:02d}/result.json" for i in range(7)]
     with fault_proxy(s3_server.endpoint_url, fail_first=0) as proxy:
