@@ -36,28 +36,24 @@ class Caps:
     max_cost: float | None = None
     gpu_hour_price: float = 0.0
 
-    def limit_s(self) -> float | None:
-        """The tightest cap as device-seconds (money converted at the price), or None."""
-        limits: list[float] = []
+    def _limits_s(self) -> dict[CapReason, float]:
+        """Each set cap as device-seconds (money converted at the price; unpriced money is none)."""
+        limits: dict[CapReason, float] = {}
         if self.max_gpu_hours is not None:
-            limits.append(self.max_gpu_hours * 3600.0)
+            limits["max_gpu_hours"] = self.max_gpu_hours * 3600.0
         if self.max_cost is not None and self.gpu_hour_price > 0:
-            limits.append(self.max_cost / self.gpu_hour_price * 3600.0)
-        return min(limits) if limits else None
+            limits["max_cost"] = self.max_cost / self.gpu_hour_price * 3600.0
+        return limits
+
+    def limit_s(self) -> float | None:
+        """The tightest cap as device-seconds, or None."""
+        limits = self._limits_s()
+        return min(limits.values()) if limits else None
 
     def binding(self) -> CapReason | None:
         """Which cap limit_s() comes from (gpu hours win a tie)."""
-        if self.max_gpu_hours is None and self.max_cost is None:
-            return None
-        if self.max_cost is None or self.gpu_hour_price <= 0:
-            return "max_gpu_hours" if self.max_gpu_hours is not None else None
-        if self.max_gpu_hours is None:
-            return "max_cost"
-        return (
-            "max_gpu_hours"
-            if self.max_gpu_hours <= self.max_cost / self.gpu_hour_price
-            else "max_cost"
-        )
+        limits = self._limits_s()
+        return min(limits, key=limits.__getitem__) if limits else None
 
 
 def money(device_s: float, gpu_hour_price: float) -> float:
