@@ -2,9 +2,9 @@
 
 It honours the trainer's contract (``--trial URL`` or ``KUBOHB_TRIAL``; result.json written last;
 exit codes of ``trainer.contract``) so that sweeps with hundreds of trials, and the controller's
-and Kubernetes backend's end-to-end tests, run in seconds. The loss is a noisy Branin-like
-function of every numeric parameter that converges to its noise-free value as the budget grows:
-a known optimum, a known fidelity bias, and rank correlation that improves with budget.
+and Kubernetes backend's end-to-end tests, run in seconds. The loss is a sum of per-parameter
+bowls (a known optimum) plus deterministic noise that shrinks as 1/sqrt(budget), so rank
+correlation between budgets improves with the budget.
 
 Behaviour knobs for failure tests come from the config itself (so BOHB can learn from them):
 ``fail`` (bool: write a failed result), ``crash`` (exit with this code, no result),
@@ -68,12 +68,12 @@ def run(trial_url: str) -> int:
     started = datetime.now(UTC)
     try:
         store, key = open_url(trial_url)  # the S3 store reads KUBOHB_STORE_ENDPOINT/_REGION
-        raw = store.get_json(key)
+        raw = store.get(key)
     except StoreError as exc:
         print(f"synthetic trainer: cannot read {trial_url}: {exc}", file=sys.stderr)
         return EXIT_INFRA
-    try:
-        spec = TrialSpec.model_validate(raw)
+    try:  # a trial.json that is not JSON is a bad trial (exit 2) as for the real trainer
+        spec = TrialSpec.model_validate_json(raw)
     except ValueError as exc:
         print(f"synthetic trainer: invalid trial spec {trial_url}: {exc}", file=sys.stderr)
         return EXIT_BAD_TRIAL
