@@ -58,7 +58,7 @@ demo: install
 	$(BIN)/kubohb run docs/examples/demo.yaml
 
 clean:
-	rm -rf $(VENV) .venv-* .pytest_cache .ruff_cache .hypothesis runs
+	rm -rf $(VENV) .venv-* .tools .pytest_cache .ruff_cache .hypothesis runs
 
 # --- deployment: helm for the chart checks, container images (helm/, Dockerfile, tests/deploy) ---
 .PHONY: tools images image-check
