@@ -112,9 +112,7 @@ class Scheduler:
     def _adopt(self) -> None:
         """Match the backend's live trials with the table; launch what was recorded but not sent."""
         live = self.backend.adopt()
-        known = {
-            t.trial_id for t in self.state.trials.values() if t.state in ("LAUNCHED", "RUNNING")
-        }
+        known = {t.trial_id for t in self._open_in("LAUNCHED", "RUNNING")}
         for trial_id in sorted(live - known):
             log.event("trial.orphan_cancelled", logging.WARNING, trial=trial_id)
             self.backend.cancel(trial_id)
