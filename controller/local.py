@@ -94,20 +94,24 @@ class LocalBackend(Backend):
         except (OSError, ValueError):
             return None
 
+    def _live(self, path: Path) -> dict | None:
+        """The pid record at ``path`` if that very process (same start time) still runs."""
+        record = self._read(path)
+        if record and process_start_time(record["pid"]) == record["start_time"]:
+            return record
+        return None
+
     def _alive(self, trial_id: str) -> dict | None:
         """The proc record if its wrapper still runs."""
         child = self._children.get(trial_id)
         if child is not None and child.poll() is not None:  # reap our own exited children
             del self._children[trial_id]
-        proc = self._read(self._folder(trial_id) / FILE_PROC)
-        if proc and process_start_time(proc["pid"]) == proc["start_time"]:
-            return proc
-        return None
+        return self._live(self._folder(trial_id) / FILE_PROC)
 
     def _kill_stale_trainer(self, folder: Path) -> None:
         """A lost attempt's trainer may outlive its wrapper: never run two at once."""
-        stale = self._read(folder / FILE_TRAINER)
-        if stale and process_start_time(stale["pid"]) == stale["start_time"]:
+        stale = self._live(folder / FILE_TRAINER)
+        if stale:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(stale["pid"], signal.SIGKILL)
 
