@@ -96,11 +96,6 @@ class Store(ABC):
         return downloaded
 
 
-def download_prefix(store: Store, prefix: str, local_dir: str | Path) -> int:
-    """``store.download_prefix(prefix, local_dir)``: see there."""
-    return store.download_prefix(prefix, local_dir)
-
-
 def check_key(key: str, url: str) -> str:
     """The key without leading '/', refusing '.'/'..' parts (they would escape the root)."""
     key = key.lstrip("/")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainer.store import NotFound, Store, StoreError, download_prefix, open_url
+from trainer.store import NotFound, Store, StoreError, open_url
 
 # Key parts: S3-safe characters, never '.' or '..' (those are refused as escaping the root).
 _part = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_", min_size=1, max_size=12)
@@ -147,7 +147,7 @@ def test_download_prefix_caches_by_size(store: Store, tmp_path: Path) -> None:
     for key, body in files.items():
         store.put(key, body)
     local = tmp_path / "cache"
-    assert download_prefix(store, "data/cifar", local) == 2
+    assert store.download_prefix("data/cifar", local) == 2
     assert (local / "batch_1").read_bytes() == files["data/cifar/batch_1"]
     assert (local / "meta" / "names").read_bytes() == b"x"
     assert not (local / "other").exists()
