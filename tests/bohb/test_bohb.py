@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import math
@@ -222,6 +223,19 @@ def test_summary_and_state_are_json() -> None:
     summary = json.loads(json.dumps(opt.summary(), allow_nan=False))
     assert summary["finished"] and summary["iterations"][0]["states"]["completed"] == 81
     json.dumps(opt.state_dict(), allow_nan=False)
+
+
+def test_iteration_state_is_every_field_of_every_run_and_a_copy() -> None:
+    opt = BOHB(counting_ones_space(), 9, 729, seed=0, max_iterations=2)
+    simulate(opt, workers=3)
+    runs = [run for it in opt._iterations for run in it.runs]
+    assert runs and all(run.state_dict() == dataclasses.asdict(run) for run in runs)
+    before = json.dumps(opt.state_dict())
+    for it in opt.state_dict()["iterations"]:
+        for run in it["runs"]:
+            run["config"].clear()
+            run["losses"]["0"] = -1.0
+    assert json.dumps(opt.state_dict()) == before  # the snapshot shares nothing mutable
 
 
 def test_constructor_rejects_bad_knobs() -> None:
