@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller import faults, log
+from controller import cost, faults, log
 from controller.backend import Backend
 from controller.backends import make_backend
 from controller.bohb import BOHB
@@ -77,6 +77,10 @@ def load_or_create(spec: SweepSpec, spec_text: str, store: Store) -> tuple[Sweep
     state = load_state(store, spec.name)
     if state is not None:
         bohb = BOHB.from_state_dict(state.bohb)
+        # The stop section may change on resume: the snapshot holds the old values.
+        bohb.max_iterations = spec.stop.max_iterations
+        state.gpu_hour_price = spec.stop.gpu_hour_price
+        state.cost = cost.money(state.gpu_seconds, state.gpu_hour_price)
         done = sum(t.done for t in state.trials.values())
         log.event("sweep.resumed", sweep=spec.name, trials=len(state.trials), done=done)
         return state, bohb

@@ -172,6 +172,21 @@ def test_caps_stop_the_sweep_without_overspending(
         assert any(t["state"] == "SUCCEEDED" for t in trials.values())
 
 
+def test_a_resumed_sweep_takes_the_new_stop_section(tmp_path: Path, inv_file: Path) -> None:
+    env = {"KUBOHB_SYNTHETIC_INVOCATIONS": str(inv_file)}
+    spec = synthetic_sweep(tmp_path, stop={"max_iterations": 1, "gpu_hour_price": 1.0})
+    code, first = run_json(write_sweep(tmp_path, spec), env)
+    assert code == 0 and first["stop_reason"] == "max_iterations"
+    assert first["cost"] == pytest.approx(first["gpu_hours"] * 1.0) and first["cost"] > 0
+    spec["stop"] = {"max_iterations": 2, "gpu_hour_price": 10.0}
+    code, second = run_json(write_sweep(tmp_path, spec), env)
+    assert code == 0 and second["stop_reason"] == "max_iterations"
+    assert sum(second["trials"].values()) > sum(first["trials"].values())  # a second bracket ran
+    assert set(invocations(inv_file).values()) == {1}  # and the first one's trials did not rerun
+    assert second["cost"] == pytest.approx(second["gpu_hours"] * 10.0)  # the new price, for all
+    assert read_state(tmp_path / "store", "syn")["cost"] == pytest.approx(second["cost"])
+
+
 def test_a_capped_sweep_continues_when_the_cap_is_raised(tmp_path: Path, inv_file: Path) -> None:
     env = {"KUBOHB_SYNTHETIC_INVOCATIONS": str(inv_file)}
     spec = synthetic_sweep(tmp_path, stop={"max_iterations": 2, "max_trials": 4})
