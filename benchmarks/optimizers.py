@@ -1,14 +1,14 @@
 """kubohb's BOHB vs HpBandSter 0.7.4's BOHB vs Hyperband vs random search, in one run.
 
-``python -m benchmarks.optimizers [--seeds N] [--iterations N] [--jobs N] ...``; ``make bench``
-and ``python -m benchmarks optimizers`` run the defaults (= the documented command
-``--seeds 20 --iterations 10 --jobs 2``). Every optimiser gets the same problems, seeds and total
-budget (``--iterations`` successive-halving brackets; random search gets that total budget in
-full-budget runs) and runs sequentially (one worker), each in its own subprocess pinned to one
-BLAS thread. HpBandSter runs in ``.venv-hpbandster`` (``make hpbandster-venv``) through
+``python -m benchmarks.optimizers [--seeds N] [--iterations N] [--jobs N] ...``; ``make bench`` and
+``python -m benchmarks optimizers`` run the defaults (= the documented command ``--seeds 100
+--iterations 10 --jobs 2``, about 30 minutes on 2 cores). Every optimiser gets the same problems,
+seeds and total budget (``--iterations`` successive-halving brackets; random search gets that total
+budget in full-budget runs) and runs sequentially (one worker), each in its own subprocess pinned to
+one BLAS thread. HpBandSter runs in ``.venv-hpbandster`` (``make hpbandster-venv``) through
 ``benchmarks/hpbandster_runner.py``. ``kubohb_faithful`` is kubohb with ``faithful_kde=True``
-(statsmodels' categorical kernel quirks kept), which isolates kubohb's KDE fixes; it is the same
-as ``kubohb`` on a space without categoricals.
+(statsmodels' categorical kernel quirks kept), which isolates kubohb's KDE fixes; it is the same as
+``kubohb`` on a space without categoricals.
 
 Every arm evaluates through ``problems.evaluate`` (noise keyed by (seed, config, budget)) and is
 scored the same way: final regret = the noise-free regret of the incumbent, the config with the
@@ -41,6 +41,7 @@ from benchmarks.problems import PROBLEMS, evaluate, zela_timing_loss
 ROOT = Path(__file__).resolve().parents[1]
 HPB_PYTHON = ROOT / ".venv-hpbandster" / "bin" / "python"
 METHODS = ("kubohb", "kubohb_faithful", "hpbandster", "hyperband", "random")
+BLOCK = 20  # the issue's seed count: also shown per block of this many seeds, to show the spread
 BEAT_HYPERBAND_ON = "counting_ones_8+8"  # the issue's "better than Hyperband" problem
 # One core per optimiser process: the acceptance figure is "on one core", and it keeps the
 # comparison fair on a shared machine.
@@ -167,13 +168,25 @@ def _bootstrap_ratio(ours: np.ndarray, ref: np.ndarray, n: int = 5000) -> tuple[
     return float(low), float(high)
 
 
+def _block_ratios(ours: list[dict[str, Any]], ref: list[dict[str, Any]]) -> list[float]:
+    """kubohb/HpBandSter mean-regret ratio on consecutive blocks of BLOCK seeds (full blocks)."""
+    a = [r["regret"] for r in sorted(ours, key=lambda r: r["seed"])]
+    b = [r["regret"] for r in sorted(ref, key=lambda r: r["seed"])]
+    return [
+        statistics.fmean(a[i : i + BLOCK]) / statistics.fmean(b[i : i + BLOCK])
+        for i in range(0, len(a) - BLOCK + 1, BLOCK)
+    ]
+
+
 def _fmt(x: float) -> str:
     return f"{x:.4f}" if x >= 1e-3 else f"{x:.2e}"
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.optimizers", description=__doc__)
-    parser.add_argument("--seeds", type=int, default=20)
+    # 100, not the issue's minimum of 20: the per-seed spread of the final regret makes a 20-seed
+    # mean ratio swing by about +-0.15 between disjoint seed blocks, more than the 0.10 margin.
+    parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     parser.add_argument("--iterations", type=int, default=10, help="SH brackets per run")
     parser.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
@@ -286,6 +299,13 @@ def _report(
             f"{name:<20} mean ratio 95% bootstrap interval [{low:.3f}, {high:.3f}]; "
             f"Mann-Whitney U p = {p_value:.3f} (kubohb vs HpBandSter regrets)"
         )
+        blocks = _block_ratios(results[(name, "kubohb")], results[(name, "hpbandster")])
+        if len(blocks) > 1:
+            print(
+                f"{name:<20} mean ratio per block of {BLOCK} seeds: "
+                + ", ".join(f"{b:.3f}" for b in blocks)
+                + f" ({sum(b <= 1.10 for b in blocks)} of {len(blocks)} <= 1.10)"
+            )
         faithful = np.array([r["regret"] for r in results[(name, "kubohb_faithful")]])
         ratio_faithful = stats["kubohb_faithful"]["mean"] / stats["hpbandster"]["mean"]
         low_f, high_f = _bootstrap_ratio(faithful, ref)
@@ -303,6 +323,7 @@ def _report(
             "ratio_median": ratio_median,
             "ratio_ci95": [low, high],
             "mannwhitney_p": p_value,
+            "ratio_mean_blocks": blocks,
             "ratio_mean_faithful": ratio_faithful,
             "ratio_ci95_faithful": [low_f, high_f],
             "mannwhitney_p_faithful": p_faithful,
