@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from trainer.store import NotFound, Store
+from trainer.store import NotFound, Store, StoreError
 
 STATE_VERSION = 1
 FILE_STATE = "state.json"
@@ -94,7 +94,15 @@ def load_state(store: Store, sweep: str) -> SweepState | None:
         raw = store.get_json(state_key(sweep))
     except NotFound:
         return None
-    return SweepState.model_validate(raw)
+    try:
+        return SweepState.model_validate(raw)
+    except ValidationError as exc:  # damaged or foreign: name the file, never overwrite it
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise StoreError(
+            f"{store.url(state_key(sweep))}: not a kubohb state file "
+            f"({exc.error_count()} error(s), first: {where}: {first['msg']})"
+        ) from None
 
 
 def save_state(store: Store, state: SweepState) -> None:

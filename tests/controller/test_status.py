@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -15,6 +16,7 @@ from controller.cli import main
 from controller.progress import LiveProgress
 from controller.state import SweepState, TrialRecord
 from controller.status import render, summarize
+from tests.sweeps import synthetic_sweep, write_sweep
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -94,3 +96,18 @@ def test_log_lines_are_json(capsys: pytest.CaptureFixture[str]) -> None:
 def test_status_of_a_missing_sweep(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
     assert main(["status", str(tmp_path / "nope")]) == 2
     assert "no state.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"sweep": "syn"}'])
+def test_a_corrupt_state_json_is_named_and_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str
+) -> None:
+    sweep = write_sweep(tmp_path, synthetic_sweep(tmp_path))
+    folder = tmp_path / "store" / "syn"
+    folder.mkdir(parents=True)
+    (folder / "state.json").write_text(content)
+    for argv in (["status", str(folder)], ["run", str(sweep), "--json"]):
+        assert main(argv) == 1, argv
+        err = capsys.readouterr().err
+        assert "state.json" in err and "Traceback" not in err, err
+    assert (folder / "state.json").read_text() == content
