@@ -259,7 +259,12 @@ class Scheduler:
         """The first of ``waiting`` (LOST trials to retry, then trials handed out but never
         launched), or else a new one from BOHB."""
         if waiting:
-            return waiting.pop(0)
+            t = waiting.pop(0)
+            # A new attempt runs as the spec says now (trials.* and trainer.resources may have
+            # changed on resume): its deadline and devices are what the caps must check.
+            t.deadline_s = self.spec.deadline_s(t.budget)
+            t.gpus = self.spec.trainer.resources.gpus
+            return t
         max_trials = self.spec.stop.max_trials
         if max_trials is not None and len(self.state.trials) >= max_trials:
             return None

@@ -110,3 +110,22 @@ def test_resume_launches_recorded_trials_once(tmp_path: Path) -> None:
     again.tick()
     assert again.state.trials["it0-c1-r0"].state == "SUCCEEDED"
     assert again.state.trials["it0-c0-r0"].state == "RUNNING"
+
+
+def test_a_held_trial_takes_the_resumed_spec_deadline_and_gpus(tmp_path: Path) -> None:
+    # deadline 10 s, cap 15 device-seconds: the second trial waits (PENDING) for budget
+    over = {"parallelism": 2, "stop": {"max_iterations": 1, "max_gpu_hours": 15 / 3600}}
+    s = _scheduler(tmp_path, trials={"timeout_s": 10}, **over)
+    s.tick()
+    held = s.state.trials["it0-c1-r0"]
+    assert held.state == "PENDING" and held.deadline_s == 10
+    # Resumed with a shorter trials.timeout_s: 10 + 5 fits the cap, so it launches now, and it
+    # is accounted with the deadline and devices it is launched with.
+    backend = s.backend
+    assert isinstance(backend, Scripted)
+    trainer = {"resources": {"gpus": 1}}
+    again = _scheduler(tmp_path, backend, trials={"timeout_s": 5}, trainer=trainer, **over)
+    again.tick()
+    held = again.state.trials["it0-c1-r0"]
+    assert held.state == "RUNNING" and held.deadline_s == 5 and held.gpus == 1
+    assert again.state.trials["it0-c0-r0"].deadline_s == 10  # a running attempt keeps its own
