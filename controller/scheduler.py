@@ -299,6 +299,10 @@ class Scheduler:
             t = self._next_candidate(now, waiting)
             if t is None:
                 break
+            if t.state == "LOST" and t.attempts >= self.spec.trials.max_attempts:
+                # trials.max_attempts was lowered on resume: this one has had its launches
+                self._fail(t, f"lost {t.attempts} time(s), last: {t.error}", now, ended=True)
+                continue
             if not cost.can_launch(
                 self.caps, self.state.gpu_seconds, running, t.deadline_s, t.gpus
             ):

@@ -129,3 +129,16 @@ def test_a_held_trial_takes_the_resumed_spec_deadline_and_gpus(tmp_path: Path) -
     held = again.state.trials["it0-c1-r0"]
     assert held.state == "RUNNING" and held.deadline_s == 5 and held.gpus == 1
     assert again.state.trials["it0-c0-r0"].deadline_s == 10  # a running attempt keeps its own
+
+
+def test_a_lowered_max_attempts_fails_a_lost_trial_on_resume(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store")
+    s = _scheduler(tmp_path, Scripted(store, flaky={"it0-c0-r0"}), trials={"max_attempts": 3})
+    s.tick()
+    assert s.state.trials["it0-c0-r0"].state == "LOST"
+    backend = Scripted(store)
+    again = _scheduler(tmp_path, backend, trials={"max_attempts": 1})
+    again.tick()
+    t = again.state.trials["it0-c0-r0"]
+    assert t.state == "FAILED" and t.attempts == 1 and "it0-c0-r0" not in backend.launches
+    assert t.error is not None and t.error.startswith("lost 1 time(s), last: launch failed")
