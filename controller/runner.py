@@ -55,6 +55,12 @@ def new_bohb(spec: SweepSpec) -> BOHB:
     )
 
 
+def _search(bohb_state: dict) -> tuple:
+    """What a BOHB snapshot searches: its space and arguments (max_iterations may change)."""
+    args = {k: v for k, v in bohb_state.get("args", {}).items() if k != "max_iterations"}
+    return bohb_state.get("space"), args
+
+
 def load_or_create(spec: SweepSpec, spec_text: str, store: Store) -> tuple[SweepState, BOHB]:
     """The sweep's state and optimiser: resumed from state.json, or new (spec.yaml written)."""
     key = f"{spec.name}/{FILE_SPEC}"
@@ -62,19 +68,23 @@ def load_or_create(spec: SweepSpec, spec_text: str, store: Store) -> tuple[Sweep
         old_text = store.get(key).decode()
     except NotFound:
         old_text = None
-    if old_text is None:
-        store.put(key, spec_text.encode())
-    else:
+    conflict = ResumeConflictError(
+        f"{store.url(key)}: a sweep named {spec.name!r} with a different space, budget or "
+        "bohb section already exists; give this sweep another `name` (or remove that one)"
+    )
+    if old_text is not None:
         try:
             old = parse_sweep(old_text, store.url(key))
         except SpecError:
             old = None
         if old is None or old.identity() != spec.identity():
-            raise ResumeConflictError(
-                f"{store.url(key)}: a sweep named {spec.name!r} with a different space, budget or "
-                "bohb section already exists; give this sweep another `name` (or remove that one)"
-            )
+            raise conflict
     state = load_state(store, spec.name)
+    if old_text is None:
+        # spec.yaml lost beside a state.json: BOHB's snapshot still says what it searched
+        if state is not None and _search(state.bohb) != _search(new_bohb(spec).state_dict()):
+            raise conflict
+        store.put(key, spec_text.encode())
     if state is not None:
         bohb = BOHB.from_state_dict(state.bohb)
         # The stop section may change on resume: the snapshot holds the old values.

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from controller.backend import Backend, Launch, TrialState
-from controller.runner import load_or_create
+from controller.runner import ResumeConflictError, load_or_create
 from controller.scheduler import Scheduler
 from controller.sweep import parse_sweep
 from tests.sweeps import synthetic_sweep
@@ -142,3 +143,19 @@ def test_a_lowered_max_attempts_fails_a_lost_trial_on_resume(tmp_path: Path) -> 
     t = again.state.trials["it0-c0-r0"]
     assert t.state == "FAILED" and t.attempts == 1 and "it0-c0-r0" not in backend.launches
     assert t.error is not None and t.error.startswith("lost 1 time(s), last: launch failed")
+
+
+def test_a_state_without_its_spec_yaml_still_refuses_another_search(tmp_path: Path) -> None:
+    s = _scheduler(tmp_path)
+    s.tick()
+    spec_file = tmp_path / "store" / "syn" / "spec.yaml"
+    spec_file.unlink()  # lost (a partial copy, a lifecycle rule): state.json alone remains
+    store = FileStore(tmp_path / "store")
+    for over in ({"bohb": {"seed": 8}}, {"budget": {"min": 2, "max": 18}}):
+        text = yaml.safe_dump(synthetic_sweep(tmp_path, **over))
+        with pytest.raises(ResumeConflictError, match="different space, budget or bohb"):
+            load_or_create(parse_sweep(text), text, store)
+        assert not spec_file.exists()
+    text = yaml.safe_dump(synthetic_sweep(tmp_path))
+    state, _ = load_or_create(parse_sweep(text), text, store)  # the same search resumes
+    assert len(state.trials) == 2 and spec_file.read_text() == text
