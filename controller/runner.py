@@ -75,9 +75,12 @@ def load_or_create(spec: SweepSpec, spec_text: str, store: Store) -> tuple[Sweep
     if old_text is not None:
         try:
             old = parse_sweep(old_text, store.url(key))
-        except SpecError:
-            old = None
-        if old is None or old.identity() != spec.identity():
+        except SpecError as exc:
+            raise ResumeConflictError(
+                f"{store.url(key)}: the stored sweep {spec.name!r} is not a valid sweep file "
+                f"({'; '.join(exc.errors)}); give this sweep another `name` (or remove that one)"
+            ) from None
+        if old.identity() != spec.identity():
             raise conflict
     state = load_state(store, spec.name)
     if old_text is None:

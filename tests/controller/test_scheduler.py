@@ -159,3 +159,13 @@ def test_a_state_without_its_spec_yaml_still_refuses_another_search(tmp_path: Pa
     text = yaml.safe_dump(synthetic_sweep(tmp_path))
     state, _ = load_or_create(parse_sweep(text), text, store)  # the same search resumes
     assert len(state.trials) == 2 and spec_file.read_text() == text
+
+
+def test_an_unreadable_stored_spec_yaml_is_reported_as_such(tmp_path: Path) -> None:
+    folder = tmp_path / "store" / "syn"
+    folder.mkdir(parents=True)
+    (folder / "spec.yaml").write_text("name: syn\nspace: [\n")
+    text = yaml.safe_dump(synthetic_sweep(tmp_path))
+    with pytest.raises(ResumeConflictError, match=r"spec.yaml.*not a valid sweep.*malformed YAML"):
+        load_or_create(parse_sweep(text), text, FileStore(tmp_path / "store"))
+    assert (folder / "spec.yaml").read_text() == "name: syn\nspace: [\n"
