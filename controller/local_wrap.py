@@ -27,6 +27,7 @@ FILE_TRAINER = "trainer.json"  # the trainer's pid and start time: a relaunch ki
 FILE_LOCAL_LOG = "trainer.log"
 EXIT_DEADLINE = 124  # as timeout(1)
 EXIT_CANCELLED = 143  # 128 + SIGTERM
+EXIT_CANNOT_START = 127  # as a shell: the trainer command was not found or is not executable
 
 
 def process_start_time(pid: int) -> int | None:
@@ -95,21 +96,30 @@ def run(args: argparse.Namespace) -> int:
     with log_path.open("ab") as log:
         log.write(f"=== kubohb attempt {args.attempt} started {started.isoformat()}\n".encode())
         log.flush()
-        # The trainer gets its own process group so a deadline or cancel kills all its workers.
-        child = subprocess.Popen(
-            args.command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        atomic_write(
-            folder / FILE_TRAINER,
-            json.dumps({"pid": child.pid, "start_time": process_start_time(child.pid)}).encode(),
-        )
         reason = None
+        child: subprocess.Popen[bytes] | None
+        try:
+            # The trainer gets its own process group so a deadline or cancel kills all workers.
+            child = subprocess.Popen(
+                args.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:  # e.g. a misspelt trainer.command: say so, never just vanish
+            child = None
+            code, reason = EXIT_CANNOT_START, f"cannot start the trainer: {exc}"
+            log.write(f"{reason}\n".encode())
+        else:
+            atomic_write(
+                folder / FILE_TRAINER,
+                json.dumps(
+                    {"pid": child.pid, "start_time": process_start_time(child.pid)}
+                ).encode(),
+            )
         deadline = time.monotonic() + args.deadline if args.deadline else None
-        while True:
+        while child is not None:
             try:
                 code = child.wait(timeout=0.2)
                 break

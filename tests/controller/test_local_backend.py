@@ -143,3 +143,20 @@ def test_a_killed_wrapper_is_lost_and_its_trainer_is_stopped_on_relaunch(tmp_pat
         raise AssertionError("the stale trainer survived the relaunch")
     backend.cancel("t")
     _wait(backend, "t", "exited")
+
+
+def test_a_trainer_command_that_cannot_start_says_why(tmp_path: Path) -> None:
+    # e.g. `trainer.command: [pyhton, -m, trainer]`: an exit code and the cause, not "gone"
+    backend = LocalBackend(
+        "sw",
+        tmp_path / "local",
+        ["no-such-trainer-binary", "-m", "trainer"],
+        store_root=FileStore(tmp_path / "store").root,
+        gpus=[],
+        cancel_grace_s=1,
+    )
+    _launch(backend, "t1")
+    state = _wait(backend, "t1", "exited")
+    assert state.exit_code == 127 and "no-such-trainer-binary" in (state.reason or "")
+    log = (tmp_path / "store" / "sw" / "trials" / "t1" / "trainer.log").read_text()
+    assert "cannot start the trainer" in log and "no-such-trainer-binary" in log
