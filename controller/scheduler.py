@@ -228,11 +228,16 @@ class Scheduler:
 
     def _lost(self, t: TrialRecord, why: str, now: datetime) -> None:
         self._end_attempt(t, now)
-        if t.attempts >= self.spec.trials.max_attempts:
-            self._fail(t, f"lost {t.attempts} time(s), last: {why}", now, ended=True)
+        if self._fail_if_out_of_attempts(t, why, now):
             return
         t.state, t.error = "LOST", why
         log.event("trial.lost", logging.WARNING, trial=t.trial_id, attempts=t.attempts, reason=why)
+
+    def _fail_if_out_of_attempts(self, t: TrialRecord, why: str | None, now: datetime) -> bool:
+        if t.attempts < self.spec.trials.max_attempts:
+            return False
+        self._fail(t, f"lost {t.attempts} time(s), last: {why}", now, ended=True)
+        return True
 
     # -- limits -----------------------------------------------------------------------------
     def _running_costs(self, now: datetime) -> list[cost.Running]:
@@ -299,9 +304,8 @@ class Scheduler:
             t = self._next_candidate(now, waiting)
             if t is None:
                 break
-            if t.state == "LOST" and t.attempts >= self.spec.trials.max_attempts:
-                # trials.max_attempts was lowered on resume: this one has had its launches
-                self._fail(t, f"lost {t.attempts} time(s), last: {t.error}", now, ended=True)
+            # trials.max_attempts may have been lowered on resume since this trial was lost
+            if t.state == "LOST" and self._fail_if_out_of_attempts(t, t.error, now):
                 continue
             if not cost.can_launch(
                 self.caps, self.state.gpu_seconds, running, t.deadline_s, t.gpus
