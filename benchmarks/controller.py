@@ -20,14 +20,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from controller import log
-from controller.backend import Backend, Launch, TrialState
-from controller.faults import CountingStore
-from controller.runner import load_or_create, new_bohb
-from controller.scheduler import Scheduler
-from controller.state import SweepState
-from controller.sweep import SweepSpec
+from controller.backends.base import Backend, Launch, TrialState
+from controller.sweep.runner import load_or_create, new_bohb
+from controller.sweep.scheduler import Scheduler
+from controller.sweep.spec import SweepSpec
+from controller.sweep.state import SweepState
 from trainer.contract import FILE_RESULT, TrialResult, trial_prefix
 from trainer.store import FileStore, Store
+from trainer.store.counting import CountingStore
 from trainer.synthetic import synthetic_loss
 
 SPACE = [

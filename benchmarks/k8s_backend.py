@@ -27,12 +27,12 @@ from typing import Any
 
 from kubernetes import client
 
-from controller.backend import Launch, Resources
-from controller.k8s.backend import KubernetesBackend
-from controller.k8s.jobs import build_job
-from controller.k8s.names import job_name
-from controller.k8s.options import KubernetesOptions
-from controller.k8s.status import job_state
+from controller.backends.base import Launch, Resources
+from controller.backends.k8s.backend import KubernetesBackend
+from controller.backends.k8s.jobs import build_job
+from controller.backends.k8s.names import job_name
+from controller.backends.k8s.options import KubernetesOptions
+from controller.backends.k8s.status import job_state
 from tests.k8s.apiserver import RunningApiServer
 from tests.k8s.kubelet import FakeKubelet
 

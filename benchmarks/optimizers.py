@@ -51,8 +51,8 @@ PINNED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS"
 # ---- the kubohb side (runs in a subprocess of this module: --worker) ------------------------
 def _run_kubohb(problem: Any, method: str, seed: int, n_iterations: int) -> dict[str, Any]:
     from controller.bohb import BOHB
-    from controller.hyperband import Schedule
-    from controller.space import SearchSpace
+    from controller.bohb.hyperband import Schedule
+    from controller.bohb.space import SearchSpace
 
     space = SearchSpace.model_validate({"parameters": problem.parameters})
     opt_seconds, evaluations, used = 0.0, 0, 0.0
@@ -112,7 +112,7 @@ def _run_kubohb(problem: Any, method: str, seed: int, n_iterations: int) -> dict
 
 def _timing_kubohb(observations: int, repeats: int, seed: int) -> dict[str, Any]:
     from controller.bohb import BOHB
-    from controller.space import SearchSpace
+    from controller.bohb.space import SearchSpace
 
     space = SearchSpace.builtin("zela2018")
     opt = BOHB(space, 1, 1, seed=seed)  # one budget: every result feeds the model used
@@ -219,7 +219,7 @@ def main(argv: list[str]) -> int:
             "repeats": args.timing_repeats,
             "seed": 0,
         }
-        from controller.space import SearchSpace
+        from controller.bohb.space import SearchSpace
 
         zela = SearchSpace.builtin("zela2018").model_dump(mode="json")["parameters"]
         tasks.append(("zela2018", "kubohb", timing))

@@ -22,7 +22,7 @@ EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CAPPED = 0, 1, 2, 3
 
 
 def _print_spec_errors(exc: Exception) -> None:
-    from controller.sweep import SpecError
+    from controller.sweep.spec import SpecError
 
     if isinstance(exc, SpecError):
         print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
@@ -33,7 +33,7 @@ def _print_spec_errors(exc: Exception) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from controller.sweep import SpecError, load_sweep
+    from controller.sweep.spec import SpecError, load_sweep
 
     try:
         spec = load_sweep(args.file)
@@ -46,9 +46,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller.runner import BackendSetupError, ResumeConflictError, run_sweep
-    from controller.status import render, summarize
-    from controller.sweep import SpecError, read_sweep
+    from controller.sweep.runner import BackendSetupError, ResumeConflictError, run_sweep
+    from controller.sweep.spec import SpecError, read_sweep
+    from controller.sweep.status import render, summarize
     from trainer.store import StoreError
 
     log.setup()
@@ -60,7 +60,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     live = sys.stdout.isatty() and not args.no_progress and not args.json
     try:
         if live:
-            from controller.progress import LiveProgress
+            from controller.sweep.progress import LiveProgress
 
             with LiveProgress() as progress:
                 outcome = run_sweep(spec, text, on_tick=progress)
@@ -91,8 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from controller.state import load_state
-    from controller.status import render, summarize
+    from controller.sweep.state import load_state
+    from controller.sweep.status import render, summarize
     from trainer.store import StoreError, open_store
 
     root, _, sweep = args.sweep_url.rstrip("/").rpartition("/")

@@ -73,6 +73,21 @@ def kubohb(
     )
 
 
+def kill_run(
+    sweep: Path, writes: int, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """``kubohb run SWEEP --json`` in a fresh process that SIGKILLs itself after ``writes`` store
+    writes (tests/controller/kill_run.py)."""
+    return subprocess.run(
+        [sys.executable, "-m", "tests.controller.kill_run", str(sweep), str(writes)],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def run_json(sweep: Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     proc = kubohb("run", str(sweep), "--json", env=env)
     assert proc.stdout.strip(), f"no JSON summary; stderr:\n{proc.stderr[-3000:]}"

@@ -7,8 +7,9 @@ import json
 import os
 import sys
 
-from trainer.contract import EXIT_BAD_TRIAL, EXIT_INFRA, EXIT_OK
+from trainer.contract import ExitCode
 
+OK, BAD, INFRA = int(ExitCode.OK), int(ExitCode.BAD_TRIAL), int(ExitCode.INFRA)
 EPILOG = f"""\
 The trial URL is the store URL of trial.json, <root>/<sweep>/trials/<trial>/trial.json, with
 root file:///dir or s3://bucket/prefix. KUBOHB_STORE_ENDPOINT and KUBOHB_STORE_REGION give the S3
@@ -18,10 +19,10 @@ A trainer started again on the same trial resumes from checkpoint.pt; one starte
 exists exits at once.
 
 exit codes:
-  {EXIT_OK}   result.json written (status ok, or failed: NaN/inf loss, out of memory, more than
+  {OK}   result.json written (status ok, or failed: NaN/inf loss, out of memory, more than
       max_params parameters, a network that cannot be built), or it already existed
-  {EXIT_BAD_TRIAL}   trial.json or its config is invalid (not retriable; the log names the field)
-  {EXIT_INFRA}  store unreachable, data set missing, or CUDA asked for but absent (retriable: no
+  {BAD}   trial.json or its config is invalid (not retriable; the log names the field)
+  {INFRA}  store unreachable, data set missing, or CUDA asked for but absent (retriable: no
       result; a restart resumes from the checkpoint)
   1   unexpected error (a bug; traceback on stderr)
 """
@@ -76,10 +77,7 @@ def _describe(config_json: str, dataset: str) -> int:
         out = describe(cfg, in_channels=1 if dataset == "fashion_mnist" else 3)
     except (ValueError, ModelError) as exc:
         print(f"--describe: invalid config: {exc}", file=sys.stderr)
-        return EXIT_BAD_TRIAL
+        return ExitCode.BAD_TRIAL
     out["config"] = cfg.model_dump()
     print(json.dumps(out))
-    return EXIT_OK
-
-
-__all__ = ["EXIT_INFRA", "main"]
+    return ExitCode.OK

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
+from enum import IntEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,10 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
-# Trainer exit codes, read by the Kubernetes backend's podFailurePolicy and the local backend.
-EXIT_OK = 0  # a result.json was written (status ok or failed)
-EXIT_BAD_TRIAL = 2  # trial.json missing fields / invalid: retrying cannot help
-EXIT_INFRA = 75  # EX_TEMPFAIL: store unreachable, data missing... retry (resumes from checkpoint)
+
+class ExitCode(IntEnum):
+    """A trial attempt's exit codes: the trainer's own (0, 2, 75), read by the Kubernetes
+    backend's podFailurePolicy and the local backend, and those the backends report for an
+    attempt they ended or could not start (as timeout(1), a shell and SIGTERM do)."""
+
+    OK = 0  # a result.json was written (status ok or failed)
+    FAILED = 1  # failed without a code of its own (e.g. a Job's backoff limit)
+    BAD_TRIAL = 2  # trial.json missing fields / invalid: retrying cannot help
+    INFRA = 75  # EX_TEMPFAIL: store unreachable, data missing... retry (resumes from checkpoint)
+    DEADLINE = 124  # the backend stopped the attempt at its deadline
+    CANNOT_START = 127  # the trainer command was not found or is not executable
+    CANCELLED = 143  # 128 + SIGTERM: the backend cancelled the attempt
+
 
 # Finite numbers only: NaN or inf in a report is a bug that must name its field, not pass through.
 Fraction = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -80,7 +91,6 @@ class TrialSpec(_Strict):
     store_root: str  # the store root URL; outputs go to <root>/<sweep>/trials/<trial_id>/
     store_endpoint_url: str | None = None
     store_region: str | None = None
-    resume_checkpoint: str | None = None  # store key of a checkpoint to start from
     max_params: Annotated[int, Field(gt=0)] | None = None  # bigger models fail as a bad config
     checkpoint_every_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -1,9 +1,9 @@
 """One trial, start to finish: read trial.json, train for the budget, write outputs to the store.
 
-Exit codes (trainer.contract): EXIT_OK (0) when result.json was written, ``ok`` or ``failed``, or
-already existed; EXIT_BAD_TRIAL (2) when trial.json or its config is invalid; EXIT_INFRA (75) when
-the store is unreachable, the data set is missing or CUDA is asked for but absent (retriable: no
-result is written, a restart resumes from the checkpoint). A config that cannot train (NaN/inf
+Exit codes (``trainer.contract.ExitCode``): OK (0) when result.json was written, ``ok`` or
+``failed``, or already existed; BAD_TRIAL (2) when trial.json or its config is invalid; INFRA (75)
+when the store is unreachable, the data set is missing or CUDA is asked for but absent (retriable:
+no result is written, a restart resumes from the checkpoint). A config that cannot train (NaN/inf
 loss, out of memory, more than ``max_params`` parameters, a network that cannot be built) gives a
 ``failed`` result and exit 0. Any other exception is a bug: it propagates (exit 1, traceback on
 stderr).
@@ -22,13 +22,11 @@ import torch
 
 from trainer import checkpoint
 from trainer.contract import (
-    EXIT_BAD_TRIAL,
-    EXIT_INFRA,
-    EXIT_OK,
     FILE_CHECKPOINT,
     FILE_LOG,
     FILE_METRICS,
     FILE_RESULT,
+    ExitCode,
     MetricsLine,
     TrialInfo,
     TrialResult,
@@ -93,21 +91,21 @@ def run_trial(url: str) -> int:
         body = src.get(key)
     except StoreError as exc:
         log("trial_unreadable", url=url, error=str(exc))
-        return EXIT_INFRA
+        return ExitCode.INFRA
     try:
         raw = json.loads(body)
         spec = TrialSpec.model_validate(raw)
         cfg = parse_config(spec.config)
     except ValueError as exc:  # pydantic's ValidationError names every bad field
         log("trial_invalid", url=url, error=str(exc))
-        return EXIT_BAD_TRIAL
+        return ExitCode.BAD_TRIAL
     log.trial = spec.trial_id
     endpoint, region = spec.store_endpoint_url, spec.store_region
     try:
         store = open_store(spec.store_root, endpoint_url=endpoint, region=region)
         if store.exists(f"{spec.prefix}/{FILE_RESULT}"):
             log("result_exists", prefix=spec.prefix)
-            return EXIT_OK
+            return ExitCode.OK
         data = load(spec.dataset, spec.data, endpoint, region)
         log(
             "data_loaded",
@@ -119,8 +117,8 @@ def run_trial(url: str) -> int:
         TrialRun(spec, cfg, store, log).run(data)
     except (StoreError, DataMissingError, DeviceUnavailableError) as exc:
         log("infra_error", kind=type(exc).__name__, error=str(exc))
-        return EXIT_INFRA
-    return EXIT_OK
+        return ExitCode.INFRA
+    return ExitCode.OK
 
 
 class TrialRun:
@@ -192,29 +190,25 @@ class TrialRun:
         return trainer
 
     def _resume(self, trainer: Trainer) -> None:
-        keys = [self.key(FILE_CHECKPOINT)]
-        if self.spec.resume_checkpoint:
-            keys.append(self.spec.resume_checkpoint)
-        for key in keys:
-            state = checkpoint.load(self.store, key)
-            if state is None:
-                continue
-            if state.get("fingerprint") != self.fingerprint:
-                self.log("checkpoint_ignored", key=key, reason="written for another trial spec")
-                continue
-            trainer.load_state_dict(state["trainer"])
-            self.metrics = list(state["metrics"])
-            self.resumed = int(state["resumed"]) + 1
-            self.started = datetime.fromisoformat(state["started_at"])
-            self.wall_before = float(state["wall_seconds"])
-            self.log(
-                "resumed",
-                key=key,
-                step=trainer.progress.step,
-                seconds=round(trainer.progress.seconds, 3),
-                resumed=self.resumed,
-            )
+        key = self.key(FILE_CHECKPOINT)
+        state = checkpoint.load(self.store, key)
+        if state is None:
             return
+        if state.get("fingerprint") != self.fingerprint:
+            self.log("checkpoint_ignored", key=key, reason="written for another trial spec")
+            return
+        trainer.load_state_dict(state["trainer"])
+        self.metrics = list(state["metrics"])
+        self.resumed = int(state["resumed"]) + 1
+        self.started = datetime.fromisoformat(state["started_at"])
+        self.wall_before = float(state["wall_seconds"])
+        self.log(
+            "resumed",
+            key=key,
+            step=trainer.progress.step,
+            seconds=round(trainer.progress.seconds, 3),
+            resumed=self.resumed,
+        )
 
     def _train(self, trainer: Trainer) -> None:
         spec = self.spec

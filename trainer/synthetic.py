@@ -30,15 +30,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from trainer.contract import (
-    EXIT_BAD_TRIAL,
-    EXIT_INFRA,
-    FILE_METRICS,
-    FILE_RESULT,
-    TrialInfo,
-    TrialResult,
-    TrialSpec,
-)
+from trainer.contract import FILE_METRICS, FILE_RESULT, ExitCode, TrialInfo, TrialResult, TrialSpec
 from trainer.store import Store, StoreError, open_store, open_url
 
 
@@ -71,12 +63,12 @@ def run(trial_url: str) -> int:
         raw = store.get(key)
     except StoreError as exc:
         print(f"synthetic trainer: cannot read {trial_url}: {exc}", file=sys.stderr)
-        return EXIT_INFRA
+        return ExitCode.INFRA
     try:  # a trial.json that is not JSON is a bad trial (exit 2) as for the real trainer
         spec = TrialSpec.model_validate_json(raw)
     except ValueError as exc:
         print(f"synthetic trainer: invalid trial spec {trial_url}: {exc}", file=sys.stderr)
-        return EXIT_BAD_TRIAL
+        return ExitCode.BAD_TRIAL
     cfg = dict(spec.config)
     _record_invocation(spec.trial_id)
     fault = json.loads(os.environ.get("KUBOHB_SYNTHETIC_FAULTS") or "{}").get(spec.trial_id)
@@ -132,11 +124,11 @@ def _apply_fault(fault: str, store: Store, out: str, cfg: dict[str, object]) -> 
         if store.exists(marker):
             return None
         store.put(marker, b"1")
-        return EXIT_INFRA
+        return ExitCode.INFRA
     if fault == "hang":
         while True:
             time.sleep(3600)
-    codes = {"crash": 1, "bad": EXIT_BAD_TRIAL, "infra": EXIT_INFRA}
+    codes = {"crash": 1, "bad": ExitCode.BAD_TRIAL, "infra": ExitCode.INFRA}
     if fault in codes:
         return codes[fault]
     if fault in ("fail", "garbage"):

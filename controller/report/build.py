@@ -38,13 +38,7 @@ def rerun_spec(data: SweepData, c: RankedConfig, max_budget: float) -> TrialSpec
         check_name(sweep, "sweep")
         check_name(trial_id, "trial_id")
         return TrialSpec.model_validate(
-            {
-                **row.spec,
-                "sweep": sweep,
-                "trial_id": trial_id,
-                "budget": max_budget,
-                "resume_checkpoint": None,
-            }
+            {**row.spec, "sweep": sweep, "trial_id": trial_id, "budget": max_budget}
         )
     except ValueError:
         event(

@@ -127,7 +127,7 @@ def write_demo_sweep(
             losses.sort(key=lambda x: (x[0], x[1]))
             alive = [(j, c) for loss, j, c in losses if math.isfinite(loss)]
             ready = rung_end
-    # the part of the controller's state.json (controller/state.py) that the report reads
+    # the part of the controller's state.json (controller/sweep/state.py) that the report reads
     total = sum(gpu_seconds.values())
     root.put_json(
         f"{sweep}/state.json",

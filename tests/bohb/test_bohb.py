@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from controller.bohb import BOHB, AlreadyTold, Suggestion, UnknownTrial
-from controller.bohb_model import ConfigGenerator, ModelKnobs
-from controller.space import SearchSpace
+from controller.bohb.model import ConfigGenerator, ModelKnobs
+from controller.bohb.space import SearchSpace
 
 
 def counting_ones_space(n_cat: int = 4, n_cont: int = 4) -> SearchSpace:

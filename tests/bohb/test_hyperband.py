@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.hyperband import Schedule
+from controller.bohb.hyperband import Schedule
 
 
 def _table(schedule: Schedule) -> list[tuple[tuple[int, ...], tuple[float, ...]]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller import kde
+from controller.bohb import kde
 
 GOLDEN = json.loads((Path(__file__).parents[1] / "data" / "kde_golden.json").read_text())
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.bohb import BOHB, Suggestion
-from controller.space import SearchSpace
+from controller.bohb.space import SearchSpace
 from tests.bohb.test_space import spaces
 
 # One step: ("ask", _, _) or ("tell", which pending trial, loss) where loss < 0.1 means failure.

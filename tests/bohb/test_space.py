@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from controller.space import InvalidConfigError, SearchSpace
+from controller.bohb.space import InvalidConfigError, SearchSpace
 
 EXAMPLE = {
     "parameters": [

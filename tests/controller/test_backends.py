@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from controller import backends
-from controller.local import LocalBackend
-from controller.sweep import parse_sweep
+from controller.backends.local.backend import LocalBackend
+from controller.sweep import backend as backends
+from controller.sweep.spec import parse_sweep
 from tests.sweeps import synthetic_sweep
 
 
@@ -27,7 +27,7 @@ def test_local_is_the_default(tmp_path: Path) -> None:
 def test_kubernetes_factory_matches_the_backend_signature(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    k8s = pytest.importorskip("controller.k8s.backend")
+    k8s = pytest.importorskip("controller.backends.k8s.backend")
     calls: list[dict[str, Any]] = []
 
     class Recorder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller import cost
+from controller.sweep import cost
 
 seconds = st.floats(min_value=0, max_value=1e5, allow_nan=False)
 deadlines = st.floats(min_value=1, max_value=1e4, allow_nan=False)

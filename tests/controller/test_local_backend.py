@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.backend import Launch, TrialState
-from controller.local import LocalBackend
-from controller.local_wrap import EXIT_CANCELLED, EXIT_DEADLINE
+from controller.backends.base import ExitCode, Launch, TrialState
+from controller.backends.local.backend import LocalBackend
 from trainer.store import FileStore
 
 
@@ -79,10 +78,10 @@ def test_deadline_and_cancel(tmp_path: Path) -> None:
         json.loads((tmp_path / "local" / "sw" / "doomed" / "proc.json").read_text())["attempt"] == 1
     )
     state = _wait(backend, "slow", "exited")
-    assert state.exit_code == EXIT_DEADLINE and "deadline exceeded" in (state.reason or "")
+    assert state.exit_code == ExitCode.DEADLINE and "deadline exceeded" in (state.reason or "")
     backend.cancel("doomed")
     state = _wait(backend, "doomed", "exited")
-    assert state.exit_code == EXIT_CANCELLED and state.reason == "cancelled"
+    assert state.exit_code == ExitCode.CANCELLED and state.reason == "cancelled"
 
 
 def test_gpu_slots(tmp_path: Path) -> None:

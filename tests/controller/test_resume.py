@@ -12,7 +12,7 @@ import pytest
 
 from tests.sweeps import (
     invocations,
-    kubohb,
+    kill_run,
     read_state,
     run_json,
     synthetic_sweep,
@@ -53,9 +53,7 @@ def test_kill_and_resume_at_many_points(tmp_path: Path) -> None:
     env = {"KUBOHB_SYNTHETIC_SLEEP": "1.5", "KUBOHB_SYNTHETIC_INVOCATIONS": str(inv)}
     kills, points, adopted = 0, set(), 0
     for k in itertools.cycle(KILL_CYCLE):
-        proc = kubohb(
-            "run", str(sweep), "--json", env={**env, "KUBOHB_TEST_KILL_AFTER_WRITES": str(k)}
-        )
+        proc = kill_run(sweep, k, env=env)
         if proc.returncode != -signal.SIGKILL:
             assert proc.returncode == 0, proc.stderr[-3000:]
             break

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from controller.backend import Backend, Launch, TrialState
-from controller.runner import ResumeConflictError, load_or_create
-from controller.scheduler import Scheduler
-from controller.sweep import parse_sweep
+from controller.backends.base import Backend, Launch, TrialState
+from controller.sweep.runner import ResumeConflictError, load_or_create
+from controller.sweep.scheduler import Scheduler
+from controller.sweep.spec import parse_sweep
 from tests.sweeps import synthetic_sweep
 from trainer.contract import TrialResult
 from trainer.store import FileStore

@@ -13,9 +13,9 @@ from rich.console import Console
 
 from controller import log
 from controller.cli import main
-from controller.progress import LiveProgress
-from controller.state import SweepState, TrialRecord
-from controller.status import render, summarize
+from controller.sweep.progress import LiveProgress
+from controller.sweep.state import SweepState, TrialRecord
+from controller.sweep.status import render, summarize
 from tests.sweeps import synthetic_sweep, write_sweep
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from controller.cli import main
-from controller.sweep import SpecError, load_sweep, parse_sweep
+from controller.sweep.spec import SpecError, load_sweep, parse_sweep
 from tests.sweeps import REPO, synthetic_sweep
 
 

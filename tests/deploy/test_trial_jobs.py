@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.backend import Launch
-from controller.k8s.jobs import OwnerRef, build_job
-from controller.sweep import SweepSpec, parse_sweep
+from controller.backends.base import Launch
+from controller.backends.k8s.jobs import OwnerRef, build_job
+from controller.sweep.spec import SweepSpec, parse_sweep
 from tests.deploy.conftest import GPU_SPOT_VALUES, NAMESPACE, Render, one
 from tests.deploy.pod_security import restricted_violations
 

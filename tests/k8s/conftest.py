@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from controller.backend import Launch, Resources
-from controller.k8s.backend import KubernetesBackend
-from controller.k8s.options import KubernetesOptions
+from controller.backends.base import Launch, Resources
+from controller.backends.k8s.backend import KubernetesBackend
+from controller.backends.k8s.options import KubernetesOptions
 from tests.k8s.apiserver import RunningApiServer
 from tests.k8s.kubelet import FakeKubelet
 from trainer.contract import FILE_TRIAL, TrialSpec

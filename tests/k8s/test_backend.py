@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 
-from controller.backend import TrialState
-from controller.k8s.client import KubernetesBackendError, RateLimiter
-from controller.k8s.names import job_name
-from controller.k8s.status import EXIT_CANCELLED, EXIT_DEADLINE
+from controller.backends.base import ExitCode, TrialState
+from controller.backends.k8s.client import KubernetesBackendError, RateLimiter
+from controller.backends.k8s.names import job_name
 from tests.k8s.apiserver import RunningApiServer
 from tests.k8s.conftest import NAMESPACE, Backends, wait_for
 from tests.k8s.kubelet import FakeKubelet
@@ -183,7 +182,7 @@ def test_deadline_and_cancel(
     backend.cancel("cancelled")
     backend.cancel("cancelled")  # no error when already gone
     state = backend.poll(["cancelled"])["cancelled"]
-    assert (state.phase, state.exit_code) == ("exited", EXIT_CANCELLED)
+    assert (state.phase, state.exit_code) == ("exited", ExitCode.CANCELLED)
     assert (
         (JOBS, NAMESPACE, job_name(SWEEP, "cancelled")),
         "Background",
@@ -198,7 +197,7 @@ def test_deadline_and_cancel(
         )
     )
     slow = ended(backend, ["slow"], timeout=30)["slow"]
-    assert (slow.phase, slow.exit_code) == ("exited", EXIT_DEADLINE)
+    assert (slow.phase, slow.exit_code) == ("exited", ExitCode.DEADLINE)
 
 
 def test_owner_reference_is_the_controller_job(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.k8s.status import EXIT_DEADLINE, is_finished, job_state, pod_problem
+from controller.backends.base import ExitCode
+from controller.backends.k8s.status import is_finished, job_state, pod_problem
 
 
 def job(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
@@ -29,7 +30,7 @@ def test_pod_failure_policy_fail_job_reports_the_container_exit_code() -> None:
 
 def test_deadline_and_backoff() -> None:
     deadline = job_state("t", job({"conditions": [cond("Failed", "DeadlineExceeded")]}))
-    assert (deadline.phase, deadline.exit_code) == ("exited", EXIT_DEADLINE)
+    assert (deadline.phase, deadline.exit_code) == ("exited", ExitCode.DEADLINE)
     assert deadline.reason is not None and "deadline" in deadline.reason
     backoff = job_state("t", job({"conditions": [cond("Failed", "BackoffLimitExceeded")]}))
     assert backoff.phase == "exited" and backoff.exit_code != 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.k8s.status import job_state
-from controller.k8s.watch import JobCache
+from controller.backends.k8s.status import job_state
+from controller.backends.k8s.watch import JobCache
 
 
 def _job(rv: int, *, complete: bool) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def test_file_store_imports_neither_boto3_nor_torch(tmp_path: Path) -> None:
 
 def test_s3_store_module_does_not_import_torch() -> None:
     script = (
-        "import sys\nimport trainer.store_s3, trainer.contract\nprint('torch' in sys.modules)\n"
+        "import sys\nimport trainer.store.s3, trainer.contract\nprint('torch' in sys.modules)\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60

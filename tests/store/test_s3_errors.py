@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from tests.servers import S3Endpoint, free_port, use_endpoint
 from tests.store.faults import FaultProxy, fault_proxy
 from trainer.store import StoreError, open_store
-from trainer.store_s3 import S3Options, S3Store
+from trainer.store.s3 import S3Options, S3Store
 
 FAST = S3Options(max_attempts=3, connect_timeout_s=1, read_timeout_s=10, unreachable_retry_s=1)
 

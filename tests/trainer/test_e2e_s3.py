@@ -17,13 +17,12 @@ from tests.servers import S3Endpoint
 from tests.trainer.helpers import write_trial
 from trainer import checkpoint
 from trainer.contract import (
-    EXIT_BAD_TRIAL,
-    EXIT_INFRA,
     FILE_CHECKPOINT,
     FILE_LOG,
     FILE_METRICS,
     FILE_RESULT,
     FILE_TRIAL,
+    ExitCode,
     MetricsLine,
     TrialResult,
 )
@@ -104,7 +103,13 @@ def test_cli_help_documents_the_url_and_exit_codes() -> None:
         [sys.executable, "-m", "trainer", "--help"], cwd=ROOT, capture_output=True, text=True
     )
     assert out.returncode == 0
-    for text in ("--trial", "KUBOHB_TRIAL", "--describe", f"{EXIT_BAD_TRIAL}", f"{EXIT_INFRA}"):
+    for text in (
+        "--trial",
+        "KUBOHB_TRIAL",
+        "--describe",
+        f"{ExitCode.BAD_TRIAL}",
+        f"{ExitCode.INFRA}",
+    ):
         assert text in out.stdout
 
 

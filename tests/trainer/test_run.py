@@ -12,12 +12,10 @@ import torch
 from tests.trainer.helpers import write_trial
 from trainer import checkpoint
 from trainer.contract import (
-    EXIT_BAD_TRIAL,
-    EXIT_INFRA,
-    EXIT_OK,
     FILE_CHECKPOINT,
     FILE_METRICS,
     FILE_RESULT,
+    ExitCode,
     MetricsLine,
     TrialResult,
 )
@@ -48,8 +46,8 @@ def store(tmp_path: Path) -> FileStore:
 
 
 def test_an_epochs_trial_writes_every_output_and_is_deterministic(store: FileStore) -> None:
-    assert run_trial(write_trial(store, "t1")) == EXIT_OK
-    assert run_trial(write_trial(store, "t2")) == EXIT_OK
+    assert run_trial(write_trial(store, "t1")) == ExitCode.OK
+    assert run_trial(write_trial(store, "t2")) == ExitCode.OK
     r1, r2 = result(store, "t1"), result(store, "t2")
     assert r1.status == "ok" and r1.loss is not None and 0 <= r1.loss <= 1
     assert r1.info.steps == 2 * (192 // 32) and r1.info.epochs == pytest.approx(2.0)
@@ -71,7 +69,7 @@ def test_a_resumed_trial_finishes_the_same_budget_bit_identically(
     store: FileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     over = {"budget": 1.5, "config": {"batch_size": 16}}
-    assert run_trial(write_trial(store, "whole", **over)) == EXIT_OK
+    assert run_trial(write_trial(store, "whole", **over)) == ExitCode.OK
     url = write_trial(store, "cut", checkpoint_every_s=1e-9, **over)  # a checkpoint every step
     saves = []
     real_save = checkpoint.save
@@ -87,20 +85,20 @@ def test_a_resumed_trial_finishes_the_same_budget_bit_identically(
         run_trial(url)
     monkeypatch.setattr(checkpoint, "save", real_save)
     assert not store.exists(f"{PREFIX}/cut/{FILE_RESULT}")
-    assert run_trial(url) == EXIT_OK
+    assert run_trial(url) == ExitCode.OK
     whole, cut = result(store, "whole"), result(store, "cut")
     assert cut.info.resumed == 1 and whole.info.resumed == 0
     assert cut.info.steps == whole.info.steps == 18
     assert cut.loss == whole.loss and cut.info.test_error == whole.info.test_error
     assert untimed(metrics(store, "cut")) == untimed(metrics(store, "whole"))
     # a third start finds the result and does nothing
-    assert run_trial(url) == EXIT_OK and result(store, "cut") == cut
+    assert run_trial(url) == ExitCode.OK and result(store, "cut") == cut
 
 
 def test_a_seconds_budget_stops_within_one_step_of_the_limit(store: FileStore) -> None:
     budget = 1.0
     url = write_trial(store, budget=budget, budget_unit="seconds", config={"batch_size": 16})
-    assert run_trial(url) == EXIT_OK
+    assert run_trial(url) == ExitCode.OK
     info = result(store).info
     assert info.train_seconds is not None
     last = info.model_extra["last_step_seconds"]  # type: ignore[index]
@@ -111,7 +109,7 @@ def test_a_seconds_budget_stops_within_one_step_of_the_limit(store: FileStore) -
 
 
 def test_a_diverging_config_gives_a_failed_result(store: FileStore) -> None:
-    assert run_trial(write_trial(store, config={"learning_rate": 1e4})) == EXIT_OK
+    assert run_trial(write_trial(store, config={"learning_rate": 1e4})) == ExitCode.OK
     r = result(store)
     assert r.status == "failed" and r.loss is None
     assert r.error is not None and "nan" in r.error.lower()
@@ -124,13 +122,13 @@ def test_out_of_memory_gives_a_failed_result(
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(Network, "forward", forward)
-    assert run_trial(write_trial(store)) == EXIT_OK
+    assert run_trial(write_trial(store)) == ExitCode.OK
     r = result(store)
     assert r.status == "failed" and r.error is not None and "out of memory" in r.error
 
 
 def test_too_many_parameters_gives_a_failed_result_without_training(store: FileStore) -> None:
-    assert run_trial(write_trial(store, max_params=1000)) == EXIT_OK
+    assert run_trial(write_trial(store, max_params=1000)) == ExitCode.OK
     r = result(store)
     assert r.status == "failed" and "max_params 1000" in (r.error or "")
     assert r.info.params is not None and r.info.params > 1000 and not r.info.steps
@@ -140,7 +138,7 @@ def test_an_existing_result_exits_at_once(store: FileStore) -> None:
     url = write_trial(store)
     done = TrialResult(trial_id="t1", status="ok", loss=0.5)
     store.put(f"{PREFIX}/t1/{FILE_RESULT}", done.model_dump_json().encode())
-    assert run_trial(url) == EXIT_OK
+    assert run_trial(url) == ExitCode.OK
     assert result(store) == done and not store.exists(f"{PREFIX}/t1/{FILE_METRICS}")
 
 
@@ -157,19 +155,19 @@ def test_an_invalid_trial_exits_2_naming_the_field(
     store: FileStore, capsys: pytest.CaptureFixture[str], over: dict[str, Any], named: str
 ) -> None:
     url = write_trial(store, **over)
-    assert run_trial(url) == EXIT_BAD_TRIAL
+    assert run_trial(url) == ExitCode.BAD_TRIAL
     assert named in capsys.readouterr().err
     assert not store.list("s1") or all(not k.endswith(FILE_RESULT) for k in store.list("s1"))
 
 
 def test_trial_json_that_is_not_json_exits_2(store: FileStore) -> None:
     store.put(f"{PREFIX}/t1/trial.json", b"{not json")
-    assert run_trial(store.url(f"{PREFIX}/t1/trial.json")) == EXIT_BAD_TRIAL
+    assert run_trial(store.url(f"{PREFIX}/t1/trial.json")) == ExitCode.BAD_TRIAL
 
 
 def test_missing_data_exits_75_without_a_result(store: FileStore, tmp_path: Path) -> None:
     url = write_trial(store, dataset="cifar10", data={"location": str(tmp_path / "nowhere")})
-    assert run_trial(url) == EXIT_INFRA
+    assert run_trial(url) == ExitCode.INFRA
     assert not store.exists(f"{PREFIX}/t1/{FILE_RESULT}")
 
 
@@ -183,14 +181,14 @@ def test_an_unreachable_store_exits_75(
     monkeypatch.setenv("KUBOHB_STORE_UNREACHABLE_RETRY_S", "0")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
-    assert run_trial("s3://bucket/root/s1/trials/t1/trial.json") == EXIT_INFRA
+    assert run_trial("s3://bucket/root/s1/trials/t1/trial.json") == ExitCode.INFRA
     event = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert event["event"] == "trial_unreadable" and "127.0.0.1" in event["error"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_asked_for_on_a_node_without_it_exits_75(store: FileStore) -> None:
-    assert run_trial(write_trial(store, device="cuda")) == EXIT_INFRA
+    assert run_trial(write_trial(store, device="cuda")) == ExitCode.INFRA
     assert not store.exists(f"{PREFIX}/t1/{FILE_RESULT}")
 
 
@@ -226,6 +224,6 @@ def test_trials_on_the_real_on_disk_formats(store: FileStore, tmp_path: Path, da
             pytest.skip("Debian package dataset-fashion-mnist is not installed (make install)")
         data = {"location": str(debian), "subset": 64, "val_size": 100}
     url = write_trial(store, dataset=dataset, data=data, budget=1, config={"batch_size": 16})
-    assert run_trial(url) == EXIT_OK
+    assert run_trial(url) == ExitCode.OK
     r = result(store)
     assert r.status == "ok" and r.loss is not None and r.info.steps == 4

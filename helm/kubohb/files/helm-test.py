@@ -8,20 +8,21 @@ Exit 0 = every check passed; otherwise one line per failed check.
 import os
 import sys
 
-# (group, resource, subresource, verb, expected): what the Kubernetes backend needs, plus two
+# (group, resource, subresource, verb, expected): what the Kubernetes backend needs, plus three
 # permissions it must not have.
 ACCESS = [
     *[("batch", "jobs", "", v, True) for v in ("create", "get", "list", "watch", "delete")],
-    *[("", "pods", "", v, True) for v in ("get", "list", "watch")],
-    *[("", "pods", "log", v, True) for v in ("get", "list", "watch")],
+    *[("", "pods", "", v, True) for v in ("get", "list")],
+    ("", "pods", "log", "get", True),
     ("", "events", "", "create", True),
     ("", "secrets", "", "get", False),
+    ("", "pods", "", "watch", False),
     ("batch", "jobs", "", "deletecollection", False),
 ]
 
 
 def check_store(spec_path: str) -> list[str]:
-    from controller.sweep import load_sweep
+    from controller.sweep.spec import load_sweep
     from trainer.store import open_store
 
     spec = load_sweep(spec_path)

@@ -45,9 +45,6 @@ class KubernetesOptions(PodPlacement):
     creates_per_second: float = Field(5.0, gt=0)  # Job creation rate limit
     poll_interval_s: float = Field(30.0, gt=0)  # fallback list when the watch is quiet
     scratch_size_limit: str | None = "10Gi"  # emptyDir for /tmp (root file system is read-only)
-    # Memory-backed /dev/shm for DataLoader workers (the container default is 64Mi); counts
-    # against the pod's memory limit. None: no /dev/shm volume.
-    shm_size_limit: str | None = "1Gi"
     run_as_user: int = Field(10001, ge=1)  # the trainer image's non-root user (uid = gid = fsGroup)
     rungs: list[RungOverride] = []
     extra_labels: dict[str, str] = {}

@@ -11,10 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from controller.backend import Launch, Resources
-from controller.k8s.names import CONTAINER, LABEL_KUEUE_QUEUE, job_name, trial_labels
-from controller.k8s.options import KubernetesOptions, PodPlacement
-from trainer.contract import EXIT_BAD_TRIAL
+from controller.backends.base import ExitCode, Launch, Resources
+from controller.backends.k8s.names import CONTAINER, LABEL_KUEUE_QUEUE, job_name, trial_labels
+from controller.backends.k8s.options import KubernetesOptions, PodPlacement
 
 SCRATCH = "/tmp"
 # Caches that libraries write under $HOME or their own defaults: all on the scratch volume,
@@ -74,7 +73,7 @@ def placement_for(options: KubernetesOptions, rung: int) -> TrialPlacement:
 def pod_failure_policy() -> dict[str, Any]:
     """Fail fast on a bad config; retry disruptions (preemption, eviction) without counting them.
 
-    Every other non-zero exit (EXIT_INFRA = 75, OOM, crashes) counts against backoffLimit.
+    Every other non-zero exit (ExitCode.INFRA = 75, OOM, crashes) counts against backoffLimit.
     """
     return {
         "rules": [
@@ -83,7 +82,7 @@ def pod_failure_policy() -> dict[str, Any]:
                 "onExitCodes": {
                     "containerName": CONTAINER,
                     "operator": "In",
-                    "values": [EXIT_BAD_TRIAL],
+                    "values": [int(ExitCode.BAD_TRIAL)],
                 },
             },
             {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
@@ -136,11 +135,6 @@ def _volumes(options: KubernetesOptions) -> tuple[list[dict[str, Any]], list[dic
         scratch["sizeLimit"] = options.scratch_size_limit
     volumes: list[dict[str, Any]] = [{"name": "scratch", "emptyDir": scratch}]
     mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH}]
-    if options.shm_size_limit:
-        volumes.append(
-            {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": options.shm_size_limit}}
-        )
-        mounts.append({"name": "shm", "mountPath": "/dev/shm"})
     return volumes, mounts
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.hyperband import Bracket
+from controller.bohb.hyperband import Bracket
 
 QUEUED, RUNNING, REVIEW, CRASHED, TERMINATED, COMPLETED = (
     "queued",

@@ -14,9 +14,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from controller import cost
-from controller.state import SweepState, utcnow
-from controller.trials import incumbent, running_cost
+from controller.sweep import cost
+from controller.sweep.state import SweepState, utcnow
+from controller.sweep.trials import incumbent, running_cost
 
 PHASES = ("PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST")
 

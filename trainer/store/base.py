@@ -1,8 +1,4 @@
-"""Object store under a root URL: ``file:///dir`` or ``s3://bucket/prefix`` (torch-free).
-
-Keys are '/'-separated paths relative to the root. ``put`` is atomic: a reader sees the old object
-or the new one, never a partial write. This is the only channel from trainer to controller.
-"""
+"""The store interface: ``Store`` and its errors, shared by the file and S3 implementations."""
 
 from __future__ import annotations
 
@@ -13,7 +9,6 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 log = logging.getLogger("kubohb.store")
 
@@ -117,80 +112,3 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _is_temp(path: Path) -> bool:
-    """A write in progress by ``atomic_write`` (never listed)."""
-    return path.name.startswith(".") and path.name.endswith(".tmp")
-
-
-class FileStore(Store):
-    """A directory on a local or shared file system."""
-
-    def __init__(self, root_dir: str | Path) -> None:
-        self.dir = Path(root_dir).resolve()
-        self.root = self.dir.as_uri()
-
-    def _path(self, key: str) -> Path:
-        path = (self.dir / check_key(key, self.url(key))).resolve()
-        if path != self.dir and self.dir not in path.parents:
-            raise StoreError(f"{self.url(key)}: key escapes the store root")
-        return path
-
-    def get(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise NotFound(f"{self.url(key)}: no such object") from None
-        except OSError as exc:
-            raise StoreError(f"{self.url(key)}: {exc.strerror or exc}") from exc
-
-    def put(self, key: str, data: bytes) -> None:
-        try:
-            atomic_write(self._path(key), data)
-        except OSError as exc:
-            raise StoreError(f"{self.url(key)}: cannot write ({exc.strerror or exc})") from exc
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def list(self, prefix: str = "") -> list[str]:
-        return list(self.list_sizes(prefix))
-
-    def list_sizes(self, prefix: str = "") -> dict[str, int]:
-        base = self._path(prefix)
-        if not base.is_dir():
-            return {}
-        sizes = {
-            p.relative_to(self.dir).as_posix(): p.stat().st_size
-            for p in base.rglob("*")
-            if p.is_file() and not _is_temp(p)
-        }
-        return dict(sorted(sizes.items()))
-
-    def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-
-
-def open_url(
-    url: str, *, endpoint_url: str | None = None, region: str | None = None
-) -> tuple[Store, str]:
-    """The store holding one object's URL, and the object's key in it (its last path part)."""
-    parent, _, name = url.rstrip("/").rpartition("/")
-    if not name:
-        raise StoreError(f"{url}: not an object URL")
-    return open_store(parent, endpoint_url=endpoint_url, region=region), name
-
-
-def open_store(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Store:
-    """A store for ``file:///dir``, a plain path, or ``s3://bucket/prefix``."""
-    parsed = urlparse(url)
-    if parsed.scheme in ("", "file"):
-        return FileStore(unquote(parsed.path) if parsed.scheme else url)
-    if parsed.scheme == "s3":
-        from trainer.store_s3 import S3Store  # boto3 is imported only when needed
-
-        return S3Store(url, endpoint_url=endpoint_url, region=region)
-    raise StoreError(
-        f"{url}: unsupported store URL scheme {parsed.scheme!r} (use file:// or s3://)"
-    )

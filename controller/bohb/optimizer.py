@@ -17,12 +17,12 @@ import math
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
-from controller.bohb_iteration import SHIteration
-from controller.bohb_model import ConfigGenerator, ModelKnobs
-from controller.hyperband import Schedule
-from controller.space import SearchSpace
+from controller.bohb.hyperband import Schedule
+from controller.bohb.iteration import SHIteration
+from controller.bohb.model import ConfigGenerator, ModelKnobs
+from controller.bohb.protocol import Incumbent, Suggestion
+from controller.bohb.space import SearchSpace
 
 log = logging.getLogger("kubohb.bohb")
 
@@ -38,28 +38,6 @@ class UnknownTrial(KeyError):  # noqa: N818 - name fixed by the design's API
 
 class AlreadyTold(ValueError):  # noqa: N818 - name fixed by the design's API
     """``tell`` got a trial id whose result was already told."""
-
-
-class Suggestion(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    trial_id: str  # it{iteration}-c{index}-r{rung}: DNS-safe, one per (config, budget)
-    config_id: str  # it{iteration}-c{index}: kept when the config is promoted
-    config: dict[str, Any]  # active parameters only
-    budget: float
-    rung: int  # index into BOHB.budgets
-    iteration: int
-    model_based: bool
-
-
-class Incumbent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    config: dict[str, Any]
-    config_id: str
-    trial_id: str
-    budget: float
-    loss: float
 
 
 def _failed(loss: float | None) -> bool:

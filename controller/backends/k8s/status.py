@@ -9,13 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from controller.backend import TrialState
-from trainer.contract import EXIT_BAD_TRIAL
-
-# Exit codes reported for Jobs that failed without a container exit code of their own.
-EXIT_DEADLINE = 124  # as timeout(1): activeDeadlineSeconds passed
-EXIT_FAILED = 1  # backoff limit exceeded, exit code unknown
-EXIT_CANCELLED = 143  # 128 + SIGTERM, as the local backend reports a cancelled trial
+from controller.backends.base import Ending, ExitCode, TrialState
 
 # Container waiting reasons that will not fix themselves: after pending_timeout_s the trial is lost.
 STUCK_WAITING = frozenset(
@@ -49,24 +43,30 @@ def job_state(trial_id: str, job: dict[str, Any]) -> TrialState:
     """What a Job says about its trial. Pending-too-long is decided elsewhere (needs pods)."""
     conditions = _true_conditions(job)
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        return TrialState(trial_id=trial_id, phase="exited", exit_code=0)
+        return TrialState(
+            trial_id=trial_id, phase="exited", exit_code=ExitCode.OK, ending=Ending.EXITED
+        )
     failed = conditions.get("Failed") or conditions.get("FailureTarget")
     if failed is not None:
         reason = failed.get("reason") or "Failed"
         message = failed.get("message") or ""
         match = _EXIT_CODE_RE.search(message)
+        ending = Ending.EXITED
         if reason == "PodFailurePolicy":
-            code = int(match.group(1)) if match else EXIT_BAD_TRIAL
+            code = int(match.group(1)) if match else ExitCode.BAD_TRIAL
             text = f"bad trial: {message}" if message else "bad trial (exit code 2)"
         elif reason == "DeadlineExceeded":
-            code, text = EXIT_DEADLINE, "deadline exceeded (activeDeadlineSeconds)"
+            code, text = ExitCode.DEADLINE, "deadline exceeded (activeDeadlineSeconds)"
+            ending = Ending.DEADLINE
         elif reason == "BackoffLimitExceeded":
-            code = int(match.group(1)) if match else EXIT_FAILED
+            code = int(match.group(1)) if match else ExitCode.FAILED
             text = "backoff limit exceeded: every retry failed"
         else:
-            code = int(match.group(1)) if match else EXIT_FAILED
+            code = int(match.group(1)) if match else ExitCode.FAILED
             text = f"{reason}: {message}" if message else reason
-        return TrialState(trial_id=trial_id, phase="exited", exit_code=code, reason=text)
+        return TrialState(
+            trial_id=trial_id, phase="exited", exit_code=code, ending=ending, reason=text
+        )
     spec = job.get("spec") or {}
     status = job.get("status") or {}
     if spec.get("suspend"):

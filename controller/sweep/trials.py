@@ -9,9 +9,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller import cost
-from controller.state import SweepState, TrialRecord
-from controller.sweep import SweepSpec
+from controller.sweep import cost
+from controller.sweep.spec import SweepSpec
+from controller.sweep.state import SweepState, TrialRecord
 from trainer.contract import FILE_RESULT, TrialResult, TrialSpec
 
 

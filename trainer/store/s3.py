@@ -35,7 +35,7 @@ from botocore.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainer.store import NotFound, Store, StoreError, check_key
+from trainer.store.base import NotFound, Store, StoreError, check_key
 
 log = logging.getLogger("kubohb.store")
 T = TypeVar("T")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from controller.backend import Backend
-from controller.sweep import SweepSpec
+from controller.backends.base import Backend
+from controller.sweep.spec import SweepSpec
 
 
 def make_backend(spec: SweepSpec) -> Backend:
     if spec.backend.type == "kubernetes":
         return _kubernetes(spec)
-    from controller.local import LocalBackend
+    from controller.backends.local.backend import LocalBackend
 
     local = spec.backend.local
     return LocalBackend(
@@ -28,7 +28,9 @@ def make_backend(spec: SweepSpec) -> Backend:
 
 def _kubernetes(spec: SweepSpec) -> Backend:
     """The one place that knows the Kubernetes backend's constructor."""
-    from controller.k8s.backend import KubernetesBackend  # kubernetes client: only when used
+    from controller.backends.k8s.backend import (
+        KubernetesBackend,  # kubernetes client: only when used
+    )
 
     options = spec.backend.kubernetes
     secret = spec.store.credentials.secret

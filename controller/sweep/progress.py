@@ -8,8 +8,8 @@ from types import TracebackType
 from rich.console import Console
 from rich.live import Live
 
-from controller.state import SweepState
-from controller.status import render, summarize
+from controller.sweep.state import SweepState
+from controller.sweep.status import render, summarize
 
 
 class LiveProgress:

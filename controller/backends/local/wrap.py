@@ -1,4 +1,4 @@
-"""``python -m controller.local_wrap``: runs one trainer attempt for the local backend.
+"""``python -m controller.backends.local.wrap``: runs one trainer attempt for the local backend.
 
 The wrapper is what makes a local trial survive and report across a controller restart: it is
 started in its own session (a controller SIGKILL does not reach it), it enforces the attempt's
@@ -20,14 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+from controller.backends.base import Ending, ExitCode
 from trainer.store import StoreError, atomic_write, open_store
 
 FILE_EXIT = "exit.json"
 FILE_TRAINER = "trainer.json"  # the trainer's pid and start time: a relaunch kills a stale one
 FILE_LOCAL_LOG = "trainer.log"
-EXIT_DEADLINE = 124  # as timeout(1)
-EXIT_CANCELLED = 143  # 128 + SIGTERM
-EXIT_CANNOT_START = 127  # as a shell: the trainer command was not found or is not executable
 
 
 def process_start_time(pid: int) -> int | None:
@@ -43,10 +41,16 @@ def process_start_time(pid: int) -> int | None:
 
 
 def write_exit(
-    folder: Path, exit_code: int, reason: str | None, attempt: int, started: datetime
+    folder: Path,
+    exit_code: int,
+    ending: Ending,
+    reason: str | None,
+    attempt: int,
+    started: datetime,
 ) -> None:
     record = {
-        "exit_code": exit_code,
+        "exit_code": int(exit_code),
+        "ending": ending.value,
         "reason": reason,
         "attempt": attempt,
         "started_at": started.isoformat(),
@@ -97,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         log.write(f"=== kubohb attempt {args.attempt} started {started.isoformat()}\n".encode())
         log.flush()
         reason = None
+        ending = Ending.EXITED
         child: subprocess.Popen[bytes] | None
         try:
             # The trainer gets its own process group so a deadline or cancel kills all workers.
@@ -109,7 +114,8 @@ def run(args: argparse.Namespace) -> int:
             )
         except OSError as exc:  # e.g. a misspelt trainer.command: say so, never just vanish
             child = None
-            code, reason = EXIT_CANNOT_START, f"cannot start the trainer: {exc}"
+            code, ending = ExitCode.CANNOT_START, Ending.CANNOT_START
+            reason = f"cannot start the trainer: {exc}"
             log.write(f"{reason}\n".encode())
         else:
             atomic_write(
@@ -127,11 +133,12 @@ def run(args: argparse.Namespace) -> int:
                 pass
             if cancelled:
                 _stop(child, args.grace)
-                code, reason = EXIT_CANCELLED, "cancelled"
+                code, ending, reason = ExitCode.CANCELLED, Ending.CANCELLED, "cancelled"
                 break
             if deadline is not None and time.monotonic() > deadline:
                 _stop(child, args.grace)
-                code, reason = EXIT_DEADLINE, f"deadline exceeded ({args.deadline:g} s)"
+                code, ending = ExitCode.DEADLINE, Ending.DEADLINE
+                reason = f"deadline exceeded ({args.deadline:g} s)"
                 break
         log.write(f"=== kubohb attempt {args.attempt} ended: exit {code} {reason or ''}\n".encode())
     if args.store_root and args.log_key:
@@ -139,12 +146,12 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             with log_path.open("a") as log:
                 log.write(problem + "\n")
-    write_exit(folder, code, reason, args.attempt, started)
+    write_exit(folder, code, ending, reason, args.attempt, started)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m controller.local_wrap")
+    parser = argparse.ArgumentParser(prog="python -m controller.backends.local.wrap")
     parser.add_argument("--dir", required=True, help="the trial's run folder")
     parser.add_argument("--attempt", type=int, default=1)
     parser.add_argument("--deadline", type=float, default=None, help="seconds")

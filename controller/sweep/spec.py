@@ -15,8 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from controller.backend import Resources
-from controller.k8s.options import KubernetesOptions
+from controller.backends.base import Resources
+from controller.backends.k8s.options import KubernetesOptions
+from controller.backends.local.options import LocalOptions
 from trainer.contract import BudgetUnit, Dataset, DataSource, check_name
 
 DEFAULT_COMMAND = ["python", "-m", "trainer"]
@@ -62,7 +63,7 @@ class SpaceRef(_Spec):
         return self
 
     def build(self) -> Any:
-        from controller.space import SearchSpace
+        from controller.bohb.space import SearchSpace
 
         if self.builtin is not None:
             return SearchSpace.builtin(self.builtin)
@@ -240,15 +241,6 @@ def _walk_keys(data: Any, path: str = "") -> list[tuple[str, str]]:
     return out
 
 
-class LocalOptions(_Spec):
-    """The local backend: trials as subprocesses of this machine."""
-
-    run_dir: str = "runs/.local"  # pid files, exit codes and logs, for adoption after a restart
-    # GPU ids to hand out one slot each (CUDA_VISIBLE_DEVICES); None = detect with nvidia-smi.
-    gpus: list[int] | None = None
-    cancel_grace_s: float = Field(10.0, ge=0)
-
-
 class BackendSpec(_Spec):
     type: Literal["local", "kubernetes"] = "local"
     local: LocalOptions = LocalOptions()
@@ -297,7 +289,7 @@ def check_feasible(spec: SweepSpec) -> list[str]:
             "stop: set at least one of max_iterations, max_trials, max_gpu_hours, max_cost or "
             "deadline (BOHB alone never ends)"
         )
-    from controller.cost import Caps, worst_case
+    from controller.sweep.cost import Caps, worst_case
 
     smallest = worst_case(spec.deadline_s(spec.budget.min), spec.trainer.resources.gpus)
     caps = Caps(stop.max_gpu_hours, stop.max_cost, stop.gpu_hour_price)

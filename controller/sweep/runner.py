@@ -5,19 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from controller import cost, faults, log
-from controller.backend import Backend
-from controller.backends import make_backend
+from controller import log
+from controller.backends.base import Backend
 from controller.bohb import BOHB
-from controller.scheduler import Scheduler
-from controller.state import (
+from controller.sweep import cost
+from controller.sweep.backend import make_backend
+from controller.sweep.scheduler import Scheduler
+from controller.sweep.spec import SpecError, SweepSpec, parse_sweep
+from controller.sweep.state import (
     EXIT_BY_REASON,
     FILE_SPEC,
     SweepState,
     load_state,
     utcnow,
 )
-from controller.sweep import SpecError, SweepSpec, parse_sweep
 from trainer.store import NotFound, Store, open_store
 
 
@@ -37,10 +38,9 @@ class Outcome:
 
 
 def open_sweep_store(spec: SweepSpec) -> Store:
-    store = open_store(
+    return open_store(
         spec.store.root_url(), endpoint_url=spec.store.endpoint_url, region=spec.store.region
     )
-    return faults.from_env(store)
 
 
 def new_bohb(spec: SweepSpec) -> BOHB:

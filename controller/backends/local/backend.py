@@ -1,10 +1,10 @@
 """The local backend (the embedded default): one subprocess per trial on this machine.
 
-Each attempt runs under ``controller.local_wrap`` in its own session, so killing the controller
-leaves trials running. The run folder ``<run_dir>/<sweep>/<trial>/`` holds ``proc.json`` (the
-wrapper's pid and its start time from /proc, so a recycled pid is never mistaken for it),
-``exit.json`` (written by the wrapper) and ``trainer.log``. A restarted controller adopts every
-trial whose wrapper still runs; a trial whose wrapper is gone without an exit file is "lost".
+Each attempt runs under the wrapper ``controller.backends.local.wrap`` in its own session, so
+killing the controller leaves trials running. The run folder ``<run_dir>/<sweep>/<trial>/`` holds
+``proc.json`` (the wrapper's pid and its start time from /proc, so a recycled pid is never mistaken
+for it), ``exit.json`` (written by the wrapper) and ``trainer.log``. A restarted controller adopts
+every trial whose wrapper still runs; a trial whose wrapper is gone without an exit file is "lost".
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from controller.backend import Backend, Launch, TrialState
-from controller.local_wrap import EXIT_CANCELLED, FILE_EXIT, FILE_TRAINER, process_start_time
+from controller.backends.base import Backend, Ending, ExitCode, Launch, TrialState
+from controller.backends.local.wrap import FILE_EXIT, FILE_TRAINER, process_start_time
 from trainer.contract import FILE_LOG, trial_prefix
 from trainer.store import atomic_write
 
@@ -159,7 +159,7 @@ class LocalBackend(Backend):
         argv = [
             sys.executable,
             "-m",
-            "controller.local_wrap",
+            "controller.backends.local.wrap",
             "--dir",
             str(folder),
             "--attempt",
@@ -202,6 +202,7 @@ class LocalBackend(Backend):
                     trial_id=trial_id,
                     phase="exited",
                     exit_code=done.get("exit_code"),
+                    ending=Ending(done.get("ending", Ending.EXITED)),
                     reason=done.get("reason"),
                 )
             elif self._alive(trial_id):
@@ -209,7 +210,11 @@ class LocalBackend(Backend):
             elif (self._folder(trial_id) / FILE_CANCELLED).exists():
                 # cancelled before its wrapper could catch SIGTERM (it was still starting)
                 states[trial_id] = TrialState(
-                    trial_id=trial_id, phase="exited", exit_code=EXIT_CANCELLED, reason="cancelled"
+                    trial_id=trial_id,
+                    phase="exited",
+                    exit_code=ExitCode.CANCELLED,
+                    ending=Ending.CANCELLED,
+                    reason="cancelled",
                 )
             else:
                 known = (self._folder(trial_id) / FILE_PROC).exists()

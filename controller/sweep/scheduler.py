@@ -16,27 +16,15 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
-from controller import cost, log
-from controller.backend import Backend, Launch, TrialState
-from controller.local_wrap import EXIT_DEADLINE
-from controller.state import (
-    EXIT_BY_REASON,
-    SweepState,
-    TrialRecord,
-    save_state,
-    utcnow,
-)
-from controller.sweep import SweepSpec
-from controller.trials import incumbent, jsonable, parse_result, running_cost, trial_spec
-from trainer.contract import (
-    EXIT_BAD_TRIAL,
-    FILE_RESULT,
-    FILE_TRIAL,
-    TrialResult,
-    trial_prefix,
-)
+from controller import log
+from controller.backends.base import Backend, Ending, ExitCode, Launch, TrialState
+from controller.bohb import Optimizer
+from controller.sweep import cost
+from controller.sweep.spec import SweepSpec
+from controller.sweep.state import EXIT_BY_REASON, SweepState, TrialRecord, save_state, utcnow
+from controller.sweep.trials import incumbent, jsonable, parse_result, running_cost, trial_spec
+from trainer.contract import FILE_RESULT, FILE_TRIAL, TrialResult, trial_prefix
 from trainer.store import NotFound, Store, StoreError
 
 # The controller's own deadline check waits this much longer than the backend's (which acts first).
@@ -49,7 +37,7 @@ class Scheduler:
         spec: SweepSpec,
         store: Store,
         backend: Backend,
-        bohb: Any,
+        bohb: Optimizer,
         state: SweepState,
         *,
         on_tick: Callable[[SweepState], None] | None = None,
@@ -64,7 +52,7 @@ class Scheduler:
         self.sleep = sleep
         self.caps = cost.Caps(spec.stop.max_gpu_hours, spec.stop.max_cost, spec.stop.gpu_hour_price)
         self.deadline = spec.stop.deadline_at(state.started_at)
-        capacity = getattr(backend, "capacity", lambda: None)()
+        capacity = backend.capacity()
         self.parallelism = min(spec.parallelism, capacity or spec.parallelism)
         self.dirty = False
         self.bohb_dirty = False  # BOHB's state_dict is costly: taken only after an ask or tell
@@ -164,13 +152,13 @@ class Scheduler:
         result = self._read_result(t)  # it may have landed between the store read and the poll
         if result is not None:
             self._finish(t, result, now)
-        elif ts.phase == "exited" and ts.exit_code == EXIT_BAD_TRIAL:
+        elif ts.phase == "exited" and ts.exit_code == ExitCode.BAD_TRIAL:
             self._fail(
-                t, f"trainer rejected the trial (exit code {EXIT_BAD_TRIAL}): see its log", now
+                t,
+                f"trainer rejected the trial (exit code {ExitCode.BAD_TRIAL:d}): see its log",
+                now,
             )
-        elif ts.phase == "exited" and (
-            ts.exit_code == EXIT_DEADLINE or "deadline" in (ts.reason or "")
-        ):
+        elif ts.phase == "exited" and ts.ending == Ending.DEADLINE:
             self._fail(t, f"deadline exceeded ({t.deadline_s:g} s)", now)
         else:
             why = ts.reason or f"exit code {ts.exit_code}"

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from controller import kde
-from controller.space import SearchSpace
+from controller.bohb import kde
+from controller.bohb.space import SearchSpace
 
 log = logging.getLogger("kubohb.bohb")  # one event per line via controller.log's handler
 

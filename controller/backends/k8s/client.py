@@ -14,7 +14,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from controller import log
-from controller.k8s.jobs import OwnerRef
+from controller.backends.k8s.jobs import OwnerRef
 
 ENV_POD_NAME = "KUBOHB_POD_NAME"  # downward API (metadata.name), set by the chart
 ENV_NAMESPACE = "KUBOHB_NAMESPACE"  # downward API (metadata.namespace), set by the chart

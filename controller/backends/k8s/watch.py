@@ -18,7 +18,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from pydantic import BaseModel
 
 from controller import log
-from controller.k8s.client import read_json
+from controller.backends.k8s.client import read_json
 
 _LIST_PAGE = 500
 

@@ -3,7 +3,7 @@
 Constructor (the controller's factory calls exactly this)::
 
     KubernetesBackend(*, sweep: str, store_root: str, options: KubernetesOptions, image: str,
-                      command: list[str], resources: controller.backend.Resources,
+                      command: list[str], resources: controller.backends.base.Resources,
                       env: dict[str, str], api_client: kubernetes.client.ApiClient | None = None,
                       clock=time.monotonic)
 
@@ -31,8 +31,8 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from controller import log
-from controller.backend import Backend, Launch, Resources, TrialState
-from controller.k8s.client import (
+from controller.backends.base import Backend, Ending, ExitCode, Launch, Resources, TrialState
+from controller.backends.k8s.client import (
     KubernetesBackendError,
     RateLimiter,
     controller_owner,
@@ -40,11 +40,11 @@ from controller.k8s.client import (
     load_api_client,
     read_json,
 )
-from controller.k8s.jobs import build_job
-from controller.k8s.names import LABEL_TRIAL, job_name, sweep_selector
-from controller.k8s.options import KubernetesOptions
-from controller.k8s.status import EXIT_CANCELLED, is_finished, job_state, pod_problem
-from controller.k8s.watch import JobCache, JobWatcher
+from controller.backends.k8s.jobs import build_job
+from controller.backends.k8s.names import LABEL_TRIAL, job_name, sweep_selector
+from controller.backends.k8s.options import KubernetesOptions
+from controller.backends.k8s.status import is_finished, job_state, pod_problem
+from controller.backends.k8s.watch import JobCache, JobWatcher
 from trainer.contract import check_name
 
 _SYNC_WAIT_S = 30.0  # adopt() waits this long for the first list before listing itself
@@ -150,7 +150,11 @@ class KubernetesBackend(Backend):
 
     def cancel(self, trial_id: str) -> None:
         self._ended[trial_id] = TrialState(
-            trial_id=trial_id, phase="exited", exit_code=EXIT_CANCELLED, reason="cancelled"
+            trial_id=trial_id,
+            phase="exited",
+            exit_code=ExitCode.CANCELLED,
+            ending=Ending.CANCELLED,
+            reason="cancelled",
         )
         self._delete(self._name(trial_id))
 

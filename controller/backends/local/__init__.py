@@ -1,0 +1,1 @@
+"""The local backend: ``backend`` (the Backend), ``wrap`` (the per-attempt wrapper process)."""

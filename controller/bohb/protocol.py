@@ -1,0 +1,52 @@
+"""What the sweep loop needs of an optimiser: the ``Optimizer`` protocol and its two value types.
+
+The scheduler is typed against ``Optimizer`` only, so another optimiser (or a test double) can
+drive the same loop. ``BOHB`` (``optimizer.py``) is the implementation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Suggestion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    trial_id: str  # it{iteration}-c{index}-r{rung}: DNS-safe, one per (config, budget)
+    config_id: str  # it{iteration}-c{index}: kept when the config is promoted
+    config: dict[str, Any]  # active parameters only
+    budget: float
+    rung: int  # index into BOHB.budgets
+    iteration: int
+    model_based: bool
+
+
+class Incumbent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    config: dict[str, Any]
+    config_id: str
+    trial_id: str
+    budget: float
+    loss: float
+
+
+class Optimizer(Protocol):
+    """Ask/tell: ``ask`` hands out the next trial or None (nothing can start until a result is
+    told), ``tell`` reports its loss (None, NaN or inf = failed), ``state_dict`` is JSON-able and
+    restores the optimiser exactly."""
+
+    @property
+    def finished(self) -> bool:
+        """No work is left, and none will be (its iteration limit is reached and done)."""
+        ...
+
+    def ask(self) -> Suggestion | None: ...
+
+    def tell(self, trial_id: str, loss: float | None) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def incumbent(self) -> Incumbent | None: ...

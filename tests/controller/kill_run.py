@@ -1,0 +1,46 @@
+"""``python -m tests.controller.kill_run SWEEP.yaml K``: ``kubohb run SWEEP.yaml --json`` with a
+store that SIGKILLs this process right after its K-th successful write.
+
+The resume test uses it to stop the controller at a chosen point of its write protocol. The store
+is wrapped here, by the test, and passed in: production code reads no test switch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+from controller import log
+from controller.sweep.runner import open_sweep_store, run_sweep
+from controller.sweep.spec import read_sweep
+from controller.sweep.status import summarize
+from trainer.store import Store
+from trainer.store.counting import CountingStore
+
+
+class KillAfterWrites(CountingStore):
+    """SIGKILLs this process right after the k-th successful put."""
+
+    def __init__(self, inner: Store, writes: int) -> None:
+        super().__init__(inner)
+        self.writes = writes
+
+    def _after_put(self) -> None:
+        if self.counts["put"] >= self.writes:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def main(argv: list[str]) -> int:
+    sweep_file, writes = argv
+    log.setup()
+    spec, text = read_sweep(sweep_file)
+    store = KillAfterWrites(open_sweep_store(spec), int(writes))
+    outcome = run_sweep(spec, text, store=store)
+    print(json.dumps({**summarize(outcome.state), "exit_code": outcome.exit_code}, default=str))
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,51 @@
+"""Object store under a root URL: ``file:///dir`` or ``s3://bucket/prefix`` (torch-free).
+
+Keys are '/'-separated paths relative to the root. ``put`` is atomic: a reader sees the old object
+or the new one, never a partial write. This is the only channel from trainer to controller.
+
+``base`` is the interface, ``file`` and ``s3`` its two implementations (``s3`` is imported only for
+``s3://`` URLs, so file-only users never load boto3), ``counting`` a delegating wrapper that counts
+requests. Nothing here imports the rest of the project except this package.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlparse
+
+from trainer.store.base import NotFound, Store, StoreError, check_key
+from trainer.store.file import FileStore, atomic_write
+
+__all__ = [
+    "FileStore",
+    "NotFound",
+    "Store",
+    "StoreError",
+    "atomic_write",
+    "check_key",
+    "open_store",
+    "open_url",
+]
+
+
+def open_url(
+    url: str, *, endpoint_url: str | None = None, region: str | None = None
+) -> tuple[Store, str]:
+    """The store holding one object's URL, and the object's key in it (its last path part)."""
+    parent, _, name = url.rstrip("/").rpartition("/")
+    if not name:
+        raise StoreError(f"{url}: not an object URL")
+    return open_store(parent, endpoint_url=endpoint_url, region=region), name
+
+
+def open_store(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Store:
+    """A store for ``file:///dir``, a plain path, or ``s3://bucket/prefix``."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        return FileStore(unquote(parsed.path) if parsed.scheme else url)
+    if parsed.scheme == "s3":
+        from trainer.store.s3 import S3Store  # boto3 is imported only when needed
+
+        return S3Store(url, endpoint_url=endpoint_url, region=region)
+    raise StoreError(
+        f"{url}: unsupported store URL scheme {parsed.scheme!r} (use file:// or s3://)"
+    )

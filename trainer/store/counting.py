@@ -1,0 +1,43 @@
+"""A store that delegates to another and counts requests per operation (benchmarks, tests)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from trainer.store.base import Store
+
+
+class CountingStore(Store):
+    """Delegates to ``inner`` and counts requests per operation; ``_after_put`` is a hook."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.root = inner.root
+        self.counts: Counter[str] = Counter()
+
+    def get(self, key: str) -> bytes:
+        self.counts["get"] += 1
+        return self.inner.get(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.counts["put"] += 1
+        self.inner.put(key, data)
+        self._after_put()
+
+    def exists(self, key: str) -> bool:
+        self.counts["exists"] += 1
+        return self.inner.exists(key)
+
+    def list(self, prefix: str = "") -> list[str]:
+        self.counts["list"] += 1
+        return self.inner.list(prefix)
+
+    def delete(self, key: str) -> None:
+        self.counts["delete"] += 1
+        self.inner.delete(key)
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def _after_put(self) -> None:
+        """Called after every successful put (a subclass may stop the process here)."""
