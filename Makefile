@@ -30,9 +30,12 @@ system-deps:
 test: install tools
 	$(BIN)/python -m pytest
 
+# ruff, then mypy over controller/ trainer/ benchmarks/ tests/ (strict on the optimiser and the
+# backend seam; the settings are in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: install hpbandster-venv
 	$(BIN)/python -m benchmarks
@@ -58,7 +61,7 @@ demo: install
 	$(BIN)/kubohb run docs/examples/demo.yaml
 
 clean:
-	rm -rf $(VENV) .venv-* .tools .pytest_cache .ruff_cache .hypothesis runs
+	rm -rf $(VENV) .venv-* .tools .pytest_cache .ruff_cache .mypy_cache .hypothesis runs
 
 # --- deployment: helm for the chart checks, container images (helm/, Dockerfile, tests/deploy) ---
 .PHONY: tools images image-check

@@ -56,7 +56,7 @@ class CountingOnes:
         return -float(cats + conts)
 
     def regret(self, config: dict[str, Any]) -> float:
-        total = sum(int(config[f"cat_{i}"]) for i in range(self.n_cat))
+        total = float(sum(int(config[f"cat_{i}"]) for i in range(self.n_cat)))
         total += sum(float(config[f"float_{i}"]) for i in range(self.n_cont))
         return 1.0 - total / (self.n_cat + self.n_cont)
 

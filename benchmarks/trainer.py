@@ -154,7 +154,7 @@ def main(argv: list[str]) -> int:
     timed(ours, WARMUP, dev)
     totals = {"plain": [0.0, 0.0], "trainer": [0.0, 0.0]}
     for b in range(args.blocks):
-        order = [("plain", plain), ("trainer", ours)]
+        order: list[tuple[str, PlainLoop | TrainerLoop]] = [("plain", plain), ("trainer", ours)]
         for name, loop in order if b % 2 == 0 else order[::-1]:
             wall, cpu = timed(loop, k, dev)
             totals[name][0] += wall

@@ -108,7 +108,7 @@ class Network(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.stages(self.stem(x))
         x = F.adaptive_avg_pool2d(F.relu(x), 1).flatten(1)
-        return self.fc(x)  # type: ignore[no-any-return]
+        return self.fc(x)
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -17,7 +17,7 @@ from torch.autograd import Function
 
 class _ShakeShake(Function):
     @staticmethod
-    def forward(ctx: Any, alpha: Tensor, beta: Tensor, *branches: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, alpha: Tensor, beta: Tensor, *branches: Tensor) -> Tensor:
         ctx.save_for_backward(beta)
         out = alpha[0] * branches[0]
         for i in range(1, len(branches)):
@@ -25,7 +25,7 @@ class _ShakeShake(Function):
         return out
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         (beta,) = ctx.saved_tensors
         return (None, None, *(beta[i] * grad for i in range(beta.shape[0])))
 
@@ -46,17 +46,17 @@ def shake_shake(branches: list[Tensor], training: bool) -> Tensor:
     shape = (k, x.shape[0], 1, 1, 1)
     alpha = torch.softmax(torch.rand(shape, device=x.device, dtype=x.dtype), dim=0)
     beta = torch.softmax(torch.rand(shape, device=x.device, dtype=x.dtype), dim=0)
-    return _ShakeShake.apply(alpha, beta, *branches)  # type: ignore[no-any-return]
+    return _ShakeShake.apply(alpha, beta, *branches)
 
 
 class _ShakeDrop(Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, forward_scale: Tensor, backward_scale: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: Tensor, forward_scale: Tensor, backward_scale: Tensor) -> Tensor:
         ctx.save_for_backward(backward_scale)
         return x * forward_scale
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         (backward_scale,) = ctx.saved_tensors
         return grad * backward_scale, None, None
 
@@ -78,4 +78,4 @@ def shake_drop(x: Tensor, death_rate: float, training: bool) -> Tensor:
     beta = torch.rand(n, 1, 1, 1, device=x.device, dtype=x.dtype)
     forward_scale = keep + (1 - keep) * alpha
     backward_scale = keep + (1 - keep) * beta
-    return _ShakeDrop.apply(x, forward_scale, backward_scale)  # type: ignore[no-any-return]
+    return _ShakeDrop.apply(x, forward_scale, backward_scale)

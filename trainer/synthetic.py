@@ -85,9 +85,9 @@ def run(trial_url: str) -> int:
         if code is not None:
             return code
     if cfg.get("sleep"):
-        time.sleep(float(cfg["sleep"]))  # type: ignore[arg-type]
+        time.sleep(float(cfg["sleep"]))
     if cfg.get("crash"):
-        return int(cfg["crash"])  # type: ignore[call-overload]
+        return int(cfg["crash"])
     if cfg.get("garbage"):
         store.put(f"{out}/{FILE_RESULT}", b"{not json")
         return 0

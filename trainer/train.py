@@ -141,7 +141,7 @@ class Trainer:
         if device.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.forward: Callable[[Tensor], Tensor] = (
-            torch.compile(self.model) if device.compile else self.model  # type: ignore[assignment]
+            torch.compile(self.model) if device.compile else self.model
         )
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),

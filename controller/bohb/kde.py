@@ -26,7 +26,8 @@ import numpy as np
 def normal_reference(data: np.ndarray) -> np.ndarray:
     """statsmodels' rule of thumb: 1.06 * std (ddof 0) * n ** (-1 / (4 + d)), for every column."""
     n, d = data.shape
-    return 1.06 * np.std(data, axis=0) * n ** (-1.0 / (4 + d))
+    bw: np.ndarray = 1.06 * np.std(data, axis=0) * n ** (-1.0 / (4 + d))
+    return bw
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ class KDE:
                 continue
             with np.errstate(invalid="ignore", over="ignore"):
                 kernel = kernel * np.where(match, 1.0 - bw, other)
-        return kernel.mean(axis=1) * self._norm
+        density: np.ndarray = kernel.mean(axis=1) * self._norm
+        return density
 
 
 def fit(

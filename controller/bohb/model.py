@@ -50,7 +50,8 @@ def truncated_normal(rng: np.random.Generator, mean: np.ndarray, sd: np.ndarray)
     lo = special.ndtr(-mean / sd)
     hi = special.ndtr((1.0 - mean) / sd)
     u = lo + rng.random(mean.shape) * (hi - lo)
-    return np.clip(mean + sd * special.ndtri(u), 0.0, 1.0)
+    sample: np.ndarray = np.clip(mean + sd * special.ndtri(u), 0.0, 1.0)
+    return sample
 
 
 class _Observations:
@@ -177,7 +178,7 @@ class ConfigGenerator:
             best = int(np.argmin(finite))
             if not finite[best] < math.inf:
                 return None
-        vector = cand[best]
+        vector: np.ndarray = cand[best]
         vector[cat] = np.rint(vector[cat])
         return vector
 

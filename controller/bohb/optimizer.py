@@ -40,10 +40,6 @@ class AlreadyTold(ValueError):  # noqa: N818 - name fixed by the design's API
     """``tell`` got a trial id whose result was already told."""
 
 
-def _failed(loss: float | None) -> bool:
-    return loss is None or not math.isfinite(loss)
-
-
 class BOHB:
     def __init__(
         self,
@@ -141,7 +137,7 @@ class BOHB:
         iteration, index, rung = self._trials[trial_id]
         del self._pending[trial_id]
         it = self._iterations[iteration]
-        value = None if _failed(loss) else float(loss)  # type: ignore[arg-type]
+        value = float(loss) if loss is not None and math.isfinite(loss) else None
         it.register(index, value)
         config = it.runs[index].config
         self._gen.observe(rung, self.space.encode(config), math.inf if value is None else value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import yaml
@@ -53,9 +53,13 @@ class _Param(BaseModel):
 
 class _Numeric(_Param):
     log: bool = False
+    if TYPE_CHECKING:  # declared by FloatParam and IntParam with their own types
+        low: float
+        high: float
+        default: float | None
 
     def _check_range(self) -> None:
-        low, high = self.low, self.high  # type: ignore[attr-defined]
+        low, high = self.low, self.high
         if not low < high:
             raise ValueError(
                 f"parameter {self.name!r}: low ({low}) must be < high ({high}); "
@@ -63,7 +67,7 @@ class _Numeric(_Param):
             )
         if self.log and low <= 0:
             raise ValueError(f"parameter {self.name!r}: log scale needs low > 0 (got low={low})")
-        default = self.default  # type: ignore[attr-defined]
+        default = self.default
         if default is not None and not low <= default <= high:
             raise ValueError(
                 f"parameter {self.name!r}: default ({default}) is outside [low, high] = "
@@ -72,7 +76,7 @@ class _Numeric(_Param):
         self._check_condition_values()
 
     def _scaled_bounds(self, widen: float) -> tuple[float, float]:
-        low, high = self.low - widen, self.high + widen  # type: ignore[attr-defined]
+        low, high = self.low - widen, self.high + widen
         return (math.log(low), math.log(high)) if self.log else (low, high)
 
     def _to_unit(self, value: float, widen: float) -> float:

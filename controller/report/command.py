@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``report`` to the ``kubohb`` argparse CLI; the handler is ``args.func(args) -> int``."""
     parser = subparsers.add_parser(
         "report",

@@ -167,7 +167,7 @@ def _write_trial(
         store_root=root.root,
     )
     root.put_json(f"{prefix}/{FILE_TRIAL}", spec.model_dump(mode="json"))
-    epochs = np.linspace(budget / curve_points, budget, curve_points) if curve_points else []
+    epochs = np.linspace(budget / curve_points, budget, curve_points) if curve_points else ()
     lines = []
     for e in epochs:
         val = loss + (0.9 - loss) * (math.exp(-e / 3) - math.exp(-budget / 3))

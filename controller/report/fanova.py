@@ -27,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel
 from sklearn.ensemble import RandomForestRegressor
 
+from controller.report.load import is_number
 from controller.report.parallel import parallel_map
 
 MIN_POINTS = 10  # fewer configs on a budget → "not enough data"
@@ -96,18 +97,15 @@ def space_hints(spec: Any) -> dict[str, ParamHint]:
         if not isinstance(p, dict) or not isinstance(p.get("name"), str):
             continue
         low, high, choices = p.get("low"), p.get("high"), p.get("choices")
-        numeric = _is_number(low) and _is_number(high) and low < high
+        bounds = (float(low), float(high)) if is_number(low) and is_number(high) else None
+        numeric = bounds is not None and bounds[0] < bounds[1]
         hints[p["name"]] = ParamHint(
             log=p["log"] if isinstance(p.get("log"), bool) else None,
-            low=float(low) if numeric else None,
-            high=float(high) if numeric else None,
+            low=bounds[0] if bounds and numeric else None,
+            high=bounds[1] if bounds and numeric else None,
             choices=[str(c) for c in choices] if isinstance(choices, list) else None,
         )
     return hints
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _looks_log_scaled(nums: np.ndarray) -> bool:
@@ -134,7 +132,7 @@ def infer_params(
         values = [c.get(name) for c in configs]
         present = [v for v in values if v is not None]
         missing = len(present) < len(values)
-        if present and all(_is_number(v) for v in present) and hint.choices is None:
+        if present and all(is_number(v) for v in present) and hint.choices is None:
             nums = np.array(present, dtype=float)
             log = hint.log if hint.log is not None else _looks_log_scaled(nums)
             log = log and bool(nums.min() > 0) and (hint.low is None or hint.low > 0)
@@ -183,7 +181,7 @@ def encode(configs: list[dict[str, Any]], params: list[ParamSpec]) -> np.ndarray
             v = c.get(p.name)
             if p.kind == "categorical":
                 x[i, j] = p.categories.index(UNSET if v is None else str(v))
-            elif v is None or not _is_number(v):
+            elif v is None or not is_number(v):
                 x[i, j] = p.unset if p.unset is not None else (p.lo + p.hi) / 2
             else:
                 x[i, j] = math.log10(v) if p.log else float(v)

@@ -13,7 +13,7 @@ import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -250,13 +250,13 @@ def state_extras(raw: Any) -> StateExtras | None:
     """
     if not isinstance(raw, dict):
         return None
-    totals = raw.get("totals") if isinstance(raw.get("totals"), dict) else {}
-    cost_block = raw.get("cost") if isinstance(raw.get("cost"), dict) else {}
+    totals: dict[str, Any] = raw["totals"] if isinstance(raw.get("totals"), dict) else {}
+    cost_block: dict[str, Any] = raw["cost"] if isinstance(raw.get("cost"), dict) else {}
 
     def number(*names: str, scopes: tuple[dict[str, Any], ...] = (raw, totals)) -> float | None:
         for scope in scopes:
             for name in names:
-                if _is_number(value := scope.get(name)):
+                if is_number(value := scope.get(name)):
                     return float(value)
         return None
 
@@ -272,16 +272,16 @@ def state_extras(raw: Any) -> StateExtras | None:
         by_trial = {
             str(k): float(r["gpu_seconds"])
             for k, r in rows.items()
-            if isinstance(r, dict) and _is_number(r.get("gpu_seconds"))
+            if isinstance(r, dict) and is_number(r.get("gpu_seconds"))
         }
         rows = list(rows.values())
     if isinstance(rows, list) and (gpu_hours is None or cost is None):
         gpu_s = [
             r["gpu_seconds"]
             for r in rows
-            if isinstance(r, dict) and _is_number(r.get("gpu_seconds"))
+            if isinstance(r, dict) and is_number(r.get("gpu_seconds"))
         ]
-        costs = [r["cost"] for r in rows if isinstance(r, dict) and _is_number(r.get("cost"))]
+        costs = [r["cost"] for r in rows if isinstance(r, dict) and is_number(r.get("cost"))]
         if gpu_hours is None and gpu_s:
             gpu_hours = sum(gpu_s) / 3600.0
         if cost is None and costs:
@@ -297,5 +297,6 @@ def state_extras(raw: Any) -> StateExtras | None:
     )
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
+    """A finite int or float (not a bool): a value the report can plot."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

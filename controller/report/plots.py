@@ -224,7 +224,7 @@ def learning_curves(a: Analysis) -> dict[str, bytes]:
         cbar = fig.colorbar(lc, ax=ax, ticks=range(len(budgets)))
         cbar.ax.set_yticklabels([_fmt(b) for b in budgets])
         cbar.set_label(f"budget [{a.budget_unit}]")
-        label = f"incumbent {best}"
+        label: str | None = f"incumbent {best}"
         for t in rows:
             if t.config_id == best:  # its curve on every budget it ran on
                 pts = points(t)

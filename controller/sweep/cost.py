@@ -53,7 +53,7 @@ class Caps:
     def binding(self) -> CapReason | None:
         """Which cap limit_s() comes from (gpu hours win a tie)."""
         limits = self._limits_s()
-        return min(limits, key=limits.__getitem__) if limits else None
+        return min(limits.items(), key=lambda item: item[1])[0] if limits else None
 
 
 def money(device_s: float, gpu_hour_price: float) -> float:

@@ -22,7 +22,15 @@ from controller.backends.base import Backend, Ending, ExitCode, Launch, TrialSta
 from controller.bohb import Optimizer
 from controller.sweep import cost
 from controller.sweep.spec import SweepSpec
-from controller.sweep.state import EXIT_BY_REASON, SweepState, TrialRecord, save_state, utcnow
+from controller.sweep.state import (
+    EXIT_BY_REASON,
+    StopReason,
+    SweepState,
+    SweepStatus,
+    TrialRecord,
+    save_state,
+    utcnow,
+)
 from controller.sweep.trials import incumbent, jsonable, parse_result, running_cost, trial_spec
 from trainer.contract import FILE_RESULT, FILE_TRIAL, TrialResult, trial_prefix
 from trainer.store import NotFound, Store, StoreError
@@ -64,7 +72,7 @@ class Scheduler:
         state.status, state.stop_reason = "running", None
 
     # -- the loop ---------------------------------------------------------------------------
-    def run(self) -> str:
+    def run(self) -> StopReason:
         """Run until the sweep ends; returns the stop reason."""
         self._adopt()
         while True:
@@ -75,7 +83,7 @@ class Scheduler:
                 return reason
             self.sleep(self.spec.poll_interval_s)
 
-    def tick(self) -> str | None:
+    def tick(self) -> StopReason | None:
         now = utcnow()
         self._poll(now)
         reason = self._check_limits(now)
@@ -231,18 +239,18 @@ class Scheduler:
     def _running_costs(self, now: datetime) -> list[cost.Running]:
         return [running_cost(t, now) for t in self._open_in("LAUNCHED", "RUNNING")]
 
-    def _check_limits(self, now: datetime) -> str | None:
+    def _check_limits(self, now: datetime) -> StopReason | None:
         if self.deadline is not None and now >= self.deadline:
             return "deadline"
         return cost.cap_hit(self.caps, self.state.gpu_seconds, self._running_costs(now))
 
-    def _stop(self, reason: str) -> None:
+    def _stop(self, reason: StopReason) -> None:
         now = utcnow()
         for t in self._open_in("LAUNCHED", "RUNNING"):
             self.backend.cancel(t.trial_id)
             self._fail(t, f"cancelled: the sweep stopped ({reason})", now)
-        status = "finished" if EXIT_BY_REASON[reason] == 0 else "stopped"
-        self.state.status, self.state.stop_reason = status, reason  # type: ignore[assignment]
+        status: SweepStatus = "finished" if EXIT_BY_REASON[reason] == 0 else "stopped"
+        self.state.status, self.state.stop_reason = status, reason
         if self._saved_stop != (status, reason):
             self.dirty = True
         log.event("sweep.stopped", sweep=self.state.sweep, reason=reason)
@@ -282,7 +290,7 @@ class Scheduler:
         self.dirty = True
         return t
 
-    def _fill(self, now: datetime) -> str | None:
+    def _fill(self, now: datetime) -> StopReason | None:
         running = self._running_costs(now)
         active = len(running)
         waiting = self._open_in("LOST") + self._open_in("PENDING")  # scanned once per tick

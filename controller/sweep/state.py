@@ -19,6 +19,7 @@ FILE_SPEC = "spec.yaml"
 
 TrialPhase = Literal["PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST"]
 DONE: frozenset[str] = frozenset({"SUCCEEDED", "FAILED"})
+SweepStatus = Literal["running", "finished", "stopped"]
 StopReason = Literal[
     "finished", "max_iterations", "max_trials", "max_gpu_hours", "max_cost", "deadline"
 ]
@@ -71,7 +72,7 @@ class SweepState(BaseModel):
     sweep: str
     started_at: datetime
     updated_at: datetime
-    status: Literal["running", "finished", "stopped"] = "running"
+    status: SweepStatus = "running"
     stop_reason: StopReason | None = None
     bohb: dict[str, Any]  # BOHB.state_dict()
     trials: dict[str, TrialRecord] = {}  # in the order BOHB handed them out

@@ -168,7 +168,7 @@ def spaces(draw: st.DrawFn) -> SearchSpace:
             low = draw(st.integers(1, 5))
             p |= {"low": low, "high": low + draw(st.integers(1, 50)), "log": draw(st.booleans())}
         parents = [q for q in params if q["type"] == "categorical"]
-        if parents and draw(st.booleans()):
+        if len(parents) > 0 and draw(st.booleans()):
             parent = draw(st.sampled_from(parents))
             p["active_if"] = {parent["name"]: [parent["choices"][0]]}
         params.append(p)

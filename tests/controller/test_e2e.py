@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers import S3Endpoint
 from tests.sweeps import (
     invocations,
     kubohb,
@@ -70,7 +71,9 @@ def test_sweep_on_the_file_store(tmp_path: Path, inv_file: Path) -> None:
     assert (tmp_path / "store" / "syn" / "state.json").read_text() == before
 
 
-def test_sweep_on_s3(tmp_path: Path, s3_server, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_sweep_on_s3(
+    tmp_path: Path, s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
     bucket = s3_server.new_bucket()

@@ -7,6 +7,7 @@ import itertools
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ def _trial_set(state: dict) -> dict[str, tuple[str, float, float | None]]:
 
 def test_kill_and_resume_at_many_points(tmp_path: Path) -> None:
     # Parallelism 1 fixes the order of results, so the sweep is fully determined by its seed.
-    over = {"parallelism": 1, "poll_interval_s": 0.05}
+    over: dict[str, Any] = {"parallelism": 1, "poll_interval_s": 0.05}
 
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()

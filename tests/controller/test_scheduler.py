@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -53,7 +54,7 @@ class Scripted(Backend):
         return set(self.running)
 
 
-def _scheduler(tmp: Path, backend: Scripted | None = None, **over: object) -> Scheduler:
+def _scheduler(tmp: Path, backend: Scripted | None = None, **over: Any) -> Scheduler:
     text = yaml.safe_dump(synthetic_sweep(tmp, **over))
     spec = parse_sweep(text)
     store = FileStore(tmp / "store")
@@ -69,6 +70,7 @@ def test_a_failed_launch_is_retried(tmp_path: Path) -> None:
     t = s.state.trials["it0-c0-r0"]
     assert t.state == "LOST" and "launch failed: RuntimeError" in (t.error or "")
     s.tick()  # relaunched first, as attempt 2, before new trials
+    t = s.state.trials["it0-c0-r0"]  # the same record (a new name: its state was narrowed above)
     assert t.state == "RUNNING" and t.attempts == 2 and backend.launches[-1] == "it0-c0-r0"
 
 
@@ -115,7 +117,10 @@ def test_resume_launches_recorded_trials_once(tmp_path: Path) -> None:
 
 def test_a_held_trial_takes_the_resumed_spec_deadline_and_gpus(tmp_path: Path) -> None:
     # deadline 10 s, cap 15 device-seconds: the second trial waits (PENDING) for budget
-    over = {"parallelism": 2, "stop": {"max_iterations": 1, "max_gpu_hours": 15 / 3600}}
+    over: dict[str, Any] = {
+        "parallelism": 2,
+        "stop": {"max_iterations": 1, "max_gpu_hours": 15 / 3600},
+    }
     s = _scheduler(tmp_path, trials={"timeout_s": 10}, **over)
     s.tick()
     held = s.state.trials["it0-c1-r0"]
@@ -151,7 +156,8 @@ def test_a_state_without_its_spec_yaml_still_refuses_another_search(tmp_path: Pa
     spec_file = tmp_path / "store" / "syn" / "spec.yaml"
     spec_file.unlink()  # lost (a partial copy, a lifecycle rule): state.json alone remains
     store = FileStore(tmp_path / "store")
-    for over in ({"bohb": {"seed": 8}}, {"budget": {"min": 2, "max": 18}}):
+    changes: list[dict[str, Any]] = [{"bohb": {"seed": 8}}, {"budget": {"min": 2, "max": 18}}]
+    for over in changes:
         text = yaml.safe_dump(synthetic_sweep(tmp_path, **over))
         with pytest.raises(ResumeConflictError, match="different space, budget or bohb"):
             load_or_create(parse_sweep(text), text, store)

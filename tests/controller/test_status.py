@@ -14,7 +14,7 @@ from rich.console import Console
 from controller import log
 from controller.cli import main
 from controller.sweep.progress import LiveProgress
-from controller.sweep.state import SweepState, TrialRecord
+from controller.sweep.state import SweepState, TrialPhase, TrialRecord
 from controller.sweep.status import render, summarize
 from tests.sweeps import synthetic_sweep, write_sweep
 
@@ -22,13 +22,15 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _state() -> SweepState:
-    def rec(trial_id: str, budget: float, state: str, loss: float | None = None) -> TrialRecord:
+    def rec(
+        trial_id: str, budget: float, state: TrialPhase, loss: float | None = None
+    ) -> TrialRecord:
         return TrialRecord(
             trial_id=trial_id,
             config={"x": 1},
             budget=budget,
             iteration=int(trial_id[2]),
-            state=state,  # type: ignore[arg-type]
+            state=state,
             attempts=1,
             gpus=0,
             deadline_s=100,
@@ -93,7 +95,7 @@ def test_log_lines_are_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert line["event"] == "trial.lost" and line["level"] == "warning" and line["attempts"] == 2
 
 
-def test_status_of_a_missing_sweep(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+def test_status_of_a_missing_sweep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["status", str(tmp_path / "nope")]) == 2
     assert "no state.json" in capsys.readouterr().err
 

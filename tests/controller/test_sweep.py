@@ -103,7 +103,8 @@ def test_deadline_forms(tmp_path: Path) -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     for value, seconds in ((5400, 5400), ("90m", 5400), ("2h", 7200), ("1d", 86400), ("45s", 45)):
         spec = parse_sweep(yaml.safe_dump(synthetic_sweep(tmp_path, stop={"deadline": value})))
-        assert (spec.stop.deadline_at(start) - start).total_seconds() == seconds
+        at = spec.stop.deadline_at(start)
+        assert at is not None and (at - start).total_seconds() == seconds
     spec = parse_sweep(
         yaml.safe_dump(synthetic_sweep(tmp_path, stop={"deadline": "2026-01-02T00:00:00Z"}))
     )

@@ -321,7 +321,8 @@ def test_notes_say_how_to_follow_the_sweep(helm: str) -> None:
 def _undocumented_keys(lines: list[str]) -> list[str]:
     """Chart knobs (top-level keys, their children, and sweep.trainer's) without a comment on
     the line above or at the end of the line."""
-    missing, path = [], []
+    missing: list[str] = []
+    path: list[str] = []
     for number, line in enumerate(lines):
         match = re.match(r"^( *)([A-Za-z_][\w.-]*):", line)
         if not match:

@@ -111,7 +111,7 @@ def test_build_context_holds_only_what_the_build_copies() -> None:
     ]
     assert patterns[0] == "*", "the context must start from nothing (.venv, .git, runs are large)"
     allowed = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    sources = set()
+    sources: set[str] = set()
     for lines in stages().values():
         for line in lines:
             parts = line.split()

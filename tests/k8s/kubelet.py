@@ -313,7 +313,7 @@ class FakeKubelet:
             if reason is None:
                 status["succeeded"] = 1
                 status["completionTime"] = now
-                conds = [
+                conds: list[dict[str, str | None]] = [
                     {
                         "type": "SuccessCriteriaMet",
                         "status": "True",

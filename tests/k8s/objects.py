@@ -12,6 +12,7 @@ both use it. Watch handlers are woken through their own loop.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import copy
 import re
@@ -20,6 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 JOBS = "batch/v1/jobs"
@@ -52,6 +54,30 @@ _REQ_RE = re.compile(
 )
 
 
+def _absent(key: str, labels: dict[str, str]) -> bool:
+    return key not in labels
+
+
+def _present(key: str, labels: dict[str, str]) -> bool:
+    return key in labels
+
+
+def _equal(key: str, value: str, labels: dict[str, str]) -> bool:
+    return labels.get(key) == value
+
+
+def _not_equal(key: str, value: str, labels: dict[str, str]) -> bool:
+    return labels.get(key) != value
+
+
+def _in(key: str, values: set[str], labels: dict[str, str]) -> bool:
+    return labels.get(key) in values
+
+
+def _not_in(key: str, values: set[str], labels: dict[str, str]) -> bool:
+    return labels.get(key) not in values
+
+
 def parse_selector(text: str | None) -> list[Callable[[dict[str, str]], bool]]:
     """Equality- and set-based label selectors ("a=b,c!=d,e in (x,y),!f")."""
     if not text:
@@ -73,19 +99,16 @@ def parse_selector(text: str | None) -> list[Callable[[dict[str, str]], bool]]:
             raise ApiError(400, "BadRequest", f"unable to parse requirement: {part!r}")
         neg, key, op, value, setop, values = m.groups()
         if neg:
-            checks.append(lambda labels, k=key: k not in labels)
+            checks.append(partial(_absent, key))
         elif op in ("=", "=="):
-            checks.append(lambda labels, k=key, v=value: labels.get(k) == v)
+            checks.append(partial(_equal, key, value))
         elif op == "!=":
-            checks.append(lambda labels, k=key, v=value: labels.get(k) != v)
+            checks.append(partial(_not_equal, key, value))
         elif setop:
             vals = {v.strip() for v in values.split(",")}
-            if setop == "in":
-                checks.append(lambda labels, k=key, vs=vals: labels.get(k) in vs)
-            else:
-                checks.append(lambda labels, k=key, vs=vals: labels.get(k) not in vs)
+            checks.append(partial(_in if setop == "in" else _not_in, key, vals))
         else:
-            checks.append(lambda labels, k=key: k in labels)
+            checks.append(partial(_present, key))
     return checks
 
 
@@ -204,7 +227,7 @@ class ObjectStore:
 
     def list(
         self, resource: str, namespace: str | None, selector: str | None = None
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
         checks = parse_selector(selector)
         with self.cond:
             items = [
@@ -216,7 +239,7 @@ class ObjectStore:
             ]
             return items, self.rv
 
-    def keys(self, resource: str) -> list[Key]:
+    def keys(self, resource: str) -> builtins.list[Key]:
         """Keys of one resource's objects, without copying them (the fake controller's scan)."""
         with self.cond:
             return [key for key in self.objects if key[0] == resource]
@@ -272,7 +295,7 @@ class ObjectStore:
 
     def events_since(
         self, rv: int, resource: str, namespace: str | None, selector: str | None
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
         """Events after `rv` for a watch; raises Gone when `rv` was compacted away."""
         checks = parse_selector(selector)
         with self.cond:

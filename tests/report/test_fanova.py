@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -69,7 +70,7 @@ def test_tree_decomposition_is_exact(seed: int, d: int, n: int) -> None:
 
 def test_single_relevant_parameter_explains_almost_everything() -> None:
     rng = np.random.default_rng(1)
-    configs = [
+    configs: list[dict[str, Any]] = [
         {"a": float(rng.uniform()), "b": float(rng.uniform()), "c": str(rng.choice(["x", "y"]))}
         for _ in range(200)
     ]

@@ -47,8 +47,8 @@ def test_width_matters_on_small_budgets_only(built_report: BuiltReport) -> None:
     by_budget = {i["budget"]: i for i in built_report.summary["importance"]}
     low = {i["name"]: i["fraction"] for i in by_budget[min(by_budget)]["individual"]}
     assert low["width"] > 0.1
-    assert sorted(low, key=low.get, reverse=True)[:2] == sorted(
-        ["lr", "width"], key=low.get, reverse=True
+    assert sorted(low, key=lambda n: low[n], reverse=True)[:2] == sorted(
+        ["lr", "width"], key=lambda n: low[n], reverse=True
     )
 
 

@@ -68,7 +68,7 @@ class Killed(BaseException):
 def test_a_resumed_trial_finishes_the_same_budget_bit_identically(
     store: FileStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    over = {"budget": 1.5, "config": {"batch_size": 16}}
+    over: dict[str, Any] = {"budget": 1.5, "config": {"batch_size": 16}}
     assert run_trial(write_trial(store, "whole", **over)) == ExitCode.OK
     url = write_trial(store, "cut", checkpoint_every_s=1e-9, **over)  # a checkpoint every step
     saves = []
@@ -208,7 +208,9 @@ def test_the_mixed_precision_channels_last_path_trains(store: FileStore) -> None
     p = trainer.train()
     assert p.step == 2 and p.epoch_loss_n == 0 and p.images == 64
     assert 0.0 <= trainer.error("val") <= 1.0
-    assert trainer.model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    weight = trainer.model.stem[0].weight
+    assert isinstance(weight, torch.Tensor)
+    assert weight.is_contiguous(memory_format=torch.channels_last)
 
 
 @pytest.mark.parametrize("dataset", ["cifar10", "fashion_mnist"])

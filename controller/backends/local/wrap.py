@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         log.flush()
         reason = None
         ending = Ending.EXITED
+        code: int
         child: subprocess.Popen[bytes] | None
         try:
             # The trainer gets its own process group so a deadline or cancel kills all workers.
@@ -144,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
     if args.store_root and args.log_key:
         problem = _upload_log(log_path, args.store_root, args.log_key)
         if problem:
-            with log_path.open("a") as log:
-                log.write(problem + "\n")
+            with log_path.open("a") as text_log:
+                text_log.write(problem + "\n")
     write_exit(folder, code, ending, reason, args.attempt, started)
     return 0
 
