@@ -2,8 +2,15 @@
 
 Each ``ask()`` behaves like HpBandSter's master handing one job to one idle worker (spec §3): the
 oldest active iteration that can emit a run does; when none can, a new iteration is opened (up to
-``max_iterations``); ``None`` means nothing can start until a result is told. Configs are sampled
-lazily at ask time, so the model is as current as it can be.
+``max_iterations``); ``None`` means nothing can start until a result is told (never the case with
+``max_iterations=None``: a new iteration can always emit). Configs are sampled lazily at ask time,
+so the model is as current as it can be.
+
+``promotion`` picks the iterations' successive halving: ``"sync"`` (the default) is HpBandSter's
+``SHIteration`` (``iteration.py``), whose promotions wait for a whole stage; ``"async"`` is
+``AsyncSHIteration`` (``asha.py``), the ASHA rule inside each bracket, which promotes as soon as a
+config ranks in the top 1/eta of the results in so far (docs/bohb.md). Brackets, budgets and the
+per-budget KDE are the same in both modes.
 
 All randomness comes from one ``np.random.Generator`` owned by the object and saved in
 ``state_dict()``: the same seed and the same sequence of asks and tells give the same
@@ -14,12 +21,13 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
-from controller.bohb.hyperband import Schedule
-from controller.bohb.iteration import SHIteration
+from controller.bohb.asha import AsyncSHIteration
+from controller.bohb.hyperband import Bracket, Schedule
+from controller.bohb.iteration import ConfigRun, Sampler, SHIteration
 from controller.bohb.model import ConfigGenerator, ModelKnobs
 from controller.bohb.protocol import Incumbent, Suggestion
 from controller.bohb.space import SearchSpace
@@ -27,6 +35,36 @@ from controller.bohb.space import SearchSpace
 log = logging.getLogger("kubohb.bohb")
 
 STATE_VERSION = 1
+
+Promotion = Literal["sync", "async"]
+PROMOTIONS: tuple[str, ...] = get_args(Promotion)
+
+
+class Iteration(Protocol):
+    """What the optimiser needs of one bracket's successive halving (sync or async)."""
+
+    @property
+    def bracket(self) -> Bracket: ...
+    @property
+    def stage(self) -> int: ...
+    @property
+    def last_stage(self) -> int: ...
+    @property
+    def actual(self) -> list[int]: ...
+    @property
+    def runs(self) -> list[ConfigRun]: ...
+    @property
+    def is_finished(self) -> bool: ...
+    @property
+    def complete(self) -> bool: ...
+
+    def next_run(self, sample: Sampler) -> ConfigRun | None: ...
+
+    def register(self, index: int, loss: float | None) -> None: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
 
 
 class UnknownTrial(KeyError):  # noqa: N818 - name fixed by the design's API
@@ -57,8 +95,12 @@ class BOHB:
         bandwidth_factor: float = 3.0,
         min_bandwidth: float = 1e-3,
         faithful_kde: bool = False,
+        promotion: Promotion = "sync",
     ) -> None:
         self.space = space
+        if promotion not in PROMOTIONS:
+            raise ValueError(f"promotion ({promotion!r}) must be 'sync' or 'async'")
+        self.promotion: Promotion = promotion
         self.schedule = Schedule(min_budget, max_budget, eta)
         if max_iterations is not None and max_iterations < 1:
             raise ValueError(f"max_iterations ({max_iterations}) must be >= 1 or None")
@@ -89,7 +131,7 @@ class BOHB:
         self.budgets: list[float] = self.schedule.budgets
         self._rng = np.random.default_rng(seed)
         self._gen = ConfigGenerator(space, len(self.budgets), self.knobs, seed)
-        self._iterations: list[SHIteration] = []
+        self._iterations: list[Iteration] = []
         self._trials: dict[str, tuple[int, int, int]] = {}  # trial id -> (iteration, index, rung)
         self._pending: dict[str, None] = {}  # asked, not told; insertion order = ask order
         self._best: dict[int, dict[str, Any]] = {}  # rung -> best finite result there
@@ -106,9 +148,20 @@ class BOHB:
             if self.max_iterations is not None and len(self._iterations) >= self.max_iterations:
                 return None
             # No active iteration can emit: open the next one (it always can).
-            self._iterations.append(SHIteration(self.schedule.bracket(len(self._iterations))))
+            self._iterations.append(self._new_iteration(len(self._iterations), None))
 
-    def _suggest(self, it: SHIteration, index: int, stage: int) -> Suggestion:
+    def _new_iteration(self, iteration: int, state: dict[str, Any] | None) -> Iteration:
+        """Iteration ``iteration`` of the promotion mode: new, or restored from ``state``."""
+        bracket = self.schedule.bracket(iteration)
+        if self.promotion == "async":
+            if state is None:
+                return AsyncSHIteration(bracket, float(self.eta))
+            return AsyncSHIteration.from_state_dict(bracket, state)
+        if state is None:
+            return SHIteration(bracket)
+        return SHIteration.from_state_dict(bracket, state)
+
+    def _suggest(self, it: Iteration, index: int, stage: int) -> Suggestion:
         b = it.bracket
         rung = b.first_rung + stage
         run = it.runs[index]
@@ -212,6 +265,7 @@ class BOHB:
                 "bandwidth_factor": k.bandwidth_factor,
                 "min_bandwidth": k.min_bandwidth,
                 "faithful_kde": k.faithful_kde,
+                "promotion": self.promotion,
             },
             "rng": self._rng.bit_generator.state,
             "iterations": [it.state_dict() for it in self._iterations],
@@ -228,12 +282,10 @@ class BOHB:
                 f"BOHB state version {state.get('version')!r} is not {STATE_VERSION}; "
                 "it was written by another kubohb version"
             )
+        # An older state has no "promotion": it was written by the sync optimiser (the default).
         opt = cls(SearchSpace.model_validate(state["space"]), **state["args"])
         opt._rng.bit_generator.state = state["rng"]
-        opt._iterations = [
-            SHIteration.from_state_dict(opt.schedule.bracket(i), s)
-            for i, s in enumerate(state["iterations"])
-        ]
+        opt._iterations = [opt._new_iteration(i, s) for i, s in enumerate(state["iterations"])]
         opt._trials = {t: (v[0], v[1], v[2]) for t, v in state["trials"].items()}
         opt._pending = dict.fromkeys(state["pending"])
         opt._best = {int(r): dict(b) for r, b in state["best"].items()}
