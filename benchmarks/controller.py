@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from controller import log
-from controller.backends.base import Backend, Launch, TrialState
+from controller.backends.base import Backend, Launch, TrialState, WallClock
 from controller.sweep.runner import load_or_create, new_bohb
 from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import SweepSpec
@@ -100,7 +100,9 @@ def run_controller(root: Path, running: int, trials: int) -> dict[str, float]:
         ticks.append((last["running"], gets - last["gets"], done))
         last["running"], last["gets"] = len(s.in_phase("RUNNING")), gets
 
-    scheduler = Scheduler(spec, store, backend, bohb, state, on_tick=on_tick, sleep=lambda _: None)
+    scheduler = Scheduler(
+        spec, store, backend, bohb, state, on_tick=on_tick, clock=WallClock(sleep_fn=lambda _: None)
+    )
     cpu0, wall0 = time.process_time(), time.perf_counter()
     scheduler.run()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0

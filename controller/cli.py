@@ -2,7 +2,8 @@
 
 Exit codes: 0 the sweep finished (BOHB ran out of work or max_iterations), 2 bad input (invalid
 sweep file, a store holding a different sweep of the same name), 3 stopped by a cap (max_trials,
-max_gpu_hours, max_cost, deadline), 1 any other error (store unreachable, backend failure).
+max_gpu_hours, max_cost, deadline), 1 any other error (store unreachable, backend failure),
+130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from rich.console import Console
 
 from controller import log
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CAPPED = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CAPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _print_spec_errors(exc: Exception) -> None:
@@ -58,14 +59,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_spec_errors(exc)
         return EXIT_BAD_INPUT
     live = sys.stdout.isatty() and not args.no_progress and not args.json
+    cancel = args.cancel_running
     try:
         if live:
             from controller.sweep.progress import LiveProgress
 
             with LiveProgress() as progress:
-                outcome = run_sweep(spec, text, on_tick=progress)
+                outcome = run_sweep(spec, text, on_tick=progress, cancel_on_interrupt=cancel)
         else:
-            outcome = run_sweep(spec, text)
+            outcome = run_sweep(spec, text, cancel_on_interrupt=cancel)
+    except KeyboardInterrupt:
+        if cancel:
+            what = "running trials were cancelled (relaunched from their checkpoints)"
+        else:
+            what = (
+                "running trials keep running (adopted by the next run; --cancel-running stops them)"
+            )
+        print(f"interrupted: {what}; run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ResumeConflictError, BackendSetupError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -126,13 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubohb",
         description="BOHB architecture + hyperparameter sweeps, locally or on Kubernetes.",
-        epilog="exit codes: 0 finished, 1 other error, 2 bad input, 3 stopped by a cap",
+        epilog="exit codes: 0 finished, 1 other error, 2 bad input, 3 stopped by a cap, "
+        "130 interrupted",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run or resume a sweep")
     run.add_argument("file", metavar="SWEEP.yaml")
     run.add_argument("--json", action="store_true", help="print the final summary as JSON")
     run.add_argument("--no-progress", action="store_true", help="no live display")
+    run.add_argument(
+        "--cancel-running",
+        action="store_true",
+        help="on Ctrl-C, cancel the running trials (they resume from their checkpoints when the "
+        "sweep is run again); by default they keep running and the next run adopts them",
+    )
     run.set_defaults(func=cmd_run)
     validate = sub.add_parser("validate", help="check a sweep file; print every error")
     validate.add_argument("file", metavar="FILE")
@@ -156,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except KeyboardInterrupt:
         print("interrupted: run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,15 +1,23 @@
 """The backend seam: where trials run. The scheduler knows this module only, never which backend.
 
-A backend launches a trial, says what the store cannot (that a trial is pending or running, or
-how it ended without writing a result), cancels it, and lists the trials it still runs so that a
-restarted controller adopts them. Exit codes (``ExitCode``, the trial contract's) and the reasons
-a trial ends (``Ending``) are typed values here, used by both backends and by the scheduler: no
-decision is ever taken by matching words in a message.
+A backend launches a trial, says what the store cannot (that a trial is pending or running, since
+when it runs, or how it ended without writing a result), cancels it, and lists the trials it still
+runs so that a restarted controller adopts them. Exit codes (``ExitCode``, the trial contract's)
+and the reasons a trial ends (``Ending``) are typed values here, used by the backends and by the
+scheduler: no decision is ever taken by matching words in a message.
+
+Time: a trial's deadline and its cost count from when it *runs* (``TrialState.started_at``,
+``run_s``), never from when it was launched; queued, pending and suspended time is reported apart.
+The loop reads the time from a ``Clock``: the wall clock, or a backend's own virtual one (the
+simulator's), which ``Backend.clock()`` hands out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal, Protocol
 
@@ -17,7 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trainer.contract import ExitCode
 
-__all__ = ["Backend", "Ending", "ExitCode", "Launch", "Resources", "TrialState"]
+__all__ = [
+    "Backend",
+    "Clock",
+    "Ending",
+    "ExitCode",
+    "Launch",
+    "Resources",
+    "TrialState",
+    "WallClock",
+]
 
 
 class Resources(BaseModel):
@@ -38,7 +55,11 @@ class Launch(BaseModel):
     trial_url: str  # store URL of trial.json, handed to the trainer as KUBOHB_TRIAL
     rung: int = Field(0, ge=0)  # index of the budget in the schedule (per-rung overrides)
     resources: Resources = Resources()
-    deadline_s: float | None = Field(None, gt=0)  # kill the trial after this many seconds
+    # Stop the trial after it has *run* this many seconds (queued or pending time not counted).
+    deadline_s: float | None = Field(None, gt=0)
+    # The most an attempt may wait before it runs; the scheduler enforces it (the trial is then
+    # LOST). Backends use it only for a backstop of their own (a Job's activeDeadlineSeconds).
+    queue_timeout_s: float | None = Field(None, gt=0)
     env: dict[str, str] = {}  # extra environment (store endpoint, region...), never secrets
 
 
@@ -57,10 +78,42 @@ class TrialState(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trial_id: str
+    # pending: launched, not running yet (queued for quota, suspended by Kueue, scheduling, pulling
+    # its image, or back in the queue after a preemption); running; exited; lost (unknown to it).
     phase: Literal["pending", "running", "exited", "lost"]
     exit_code: int | None = None  # for "exited"
     ending: Ending | None = None  # for "exited": who ended it (None = EXITED)
     reason: str | None = None  # human-readable detail: "OOMKilled", "evicted"... never parsed
+    # When the attempt's current (or last) running period began: the container's or process's
+    # start, after queueing, scheduling and image pull. None while it has not run.
+    started_at: datetime | None = None
+    # Seconds the attempt has run so far, over all its running periods (a preempted pod's too);
+    # None when the backend cannot tell (the scheduler then counts from started_at).
+    run_s: float | None = Field(None, ge=0)
+    ended_at: datetime | None = None  # for "exited": when the attempt stopped running
+
+
+class Clock(Protocol):
+    """The loop's time: ``now`` (timezone-aware) and ``sleep`` between ticks. ``wake_at`` is the
+    earliest moment a time rule of the loop could fire (a deadline): a virtual clock may jump to
+    it, or to its next event, instead of ticking through time in which nothing can happen."""
+
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float, wake_at: datetime | None = None) -> None: ...
+
+
+@dataclass
+class WallClock:
+    """Real time: ``datetime.now(UTC)`` and ``time.sleep`` (``sleep_fn`` for tests)."""
+
+    sleep_fn: Callable[[float], None] = field(default=time.sleep)
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float, wake_at: datetime | None = None) -> None:
+        self.sleep_fn(seconds)
 
 
 class Backend(Protocol):
@@ -86,6 +139,10 @@ class Backend(Protocol):
 
     def capacity(self) -> int | None:
         """How many trials fit at once (e.g. GPU slots); None = no limit of the backend's own."""
+        return None
+
+    def clock(self) -> Clock | None:
+        """The backend's own clock, for a backend that simulates time; None = the wall clock."""
         return None
 
     def close(self) -> None:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from controller.backends.base import Backend
 from controller.sweep.spec import SweepSpec
+from trainer.store import Store
 
 
-def make_backend(spec: SweepSpec) -> Backend:
+def make_backend(spec: SweepSpec, store: Store | None = None) -> Backend:
+    """The backend the spec names. ``store``: the sweep's store, which the simulator writes
+    results to as a trainer would (opened from the spec when not given)."""
     if spec.backend.type == "kubernetes":
         return _kubernetes(spec)
+    if spec.backend.type == "simulated":
+        return _simulated(spec, store)
     from controller.backends.local.backend import LocalBackend
 
     local = spec.backend.local
@@ -55,3 +60,22 @@ def trial_env(spec: SweepSpec) -> dict[str, str]:
     if spec.store.region:
         env["KUBOHB_STORE_REGION"] = spec.store.region
     return env
+
+
+def _simulated(spec: SweepSpec, store: Store | None) -> Backend:
+    """The simulator: the sweep's trials in virtual time, results written to the sweep's store."""
+    from controller.backends.simulated.backend import SimulatedBackend
+    from controller.backends.simulated.objectives import SyntheticObjective
+    from trainer.store import open_store
+
+    if store is None:
+        store = open_store(
+            spec.store.root_url(), endpoint_url=spec.store.endpoint_url, region=spec.store.region
+        )
+    return SimulatedBackend(
+        spec.name,
+        store,
+        spec.backend.simulated,
+        objective=SyntheticObjective(spec.budget.max),
+        budget_unit=spec.budget.unit,
+    )

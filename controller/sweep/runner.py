@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from controller import log
-from controller.backends.base import Backend
+from controller.backends.base import Backend, WallClock
 from controller.bohb import BOHB
 from controller.sweep import cost
 from controller.sweep.backend import make_backend
@@ -58,11 +59,15 @@ def new_bohb(spec: SweepSpec) -> BOHB:
 def _search(bohb_state: dict) -> tuple:
     """What a BOHB snapshot searches: its space and arguments (max_iterations may change)."""
     args = {k: v for k, v in bohb_state.get("args", {}).items() if k != "max_iterations"}
+    args.setdefault("promotion", "sync")  # a snapshot from before the knob existed
     return bohb_state.get("space"), args
 
 
-def load_or_create(spec: SweepSpec, spec_text: str, store: Store) -> tuple[SweepState, BOHB]:
-    """The sweep's state and optimiser: resumed from state.json, or new (spec.yaml written)."""
+def load_or_create(
+    spec: SweepSpec, spec_text: str, store: Store, now: datetime | None = None
+) -> tuple[SweepState, BOHB]:
+    """The sweep's state and optimiser: resumed from state.json, or new (spec.yaml written) and
+    started at ``now`` (the loop's clock; default the wall clock)."""
     key = f"{spec.name}/{FILE_SPEC}"
     try:
         old_text = store.get(key).decode()
@@ -98,7 +103,7 @@ def load_or_create(spec: SweepSpec, spec_text: str, store: Store) -> tuple[Sweep
         log.event("sweep.resumed", sweep=spec.name, trials=len(state.trials), done=done)
         return state, bohb
     bohb = new_bohb(spec)
-    now = utcnow()
+    now = now or utcnow()
     state = SweepState(
         sweep=spec.name,
         started_at=now,
@@ -118,16 +123,29 @@ def run_sweep(
     store: Store | None = None,
     backend: Backend | None = None,
     on_tick: Callable[[SweepState], None] | None = None,
+    cancel_on_interrupt: bool = False,
 ) -> Outcome:
+    """Start or resume the sweep and run it to its end. The backend's own clock (a simulator's)
+    is the sweep's time when it has one."""
     store = store or open_sweep_store(spec)
-    state, bohb = load_or_create(spec, spec_text, store)
     if backend is None:
         try:
-            backend = make_backend(spec)
+            backend = make_backend(spec, store)
         except ValueError as exc:
             raise BackendSetupError(str(exc)) from exc
     try:
-        scheduler = Scheduler(spec, store, backend, bohb, state, on_tick=on_tick)
+        clock = backend.clock() or WallClock()
+        state, bohb = load_or_create(spec, spec_text, store, clock.now())
+        scheduler = Scheduler(
+            spec,
+            store,
+            backend,
+            bohb,
+            state,
+            on_tick=on_tick,
+            clock=clock,
+            cancel_on_interrupt=cancel_on_interrupt,
+        )
         reason = scheduler.run()
     finally:
         backend.close()

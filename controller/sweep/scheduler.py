@@ -8,19 +8,24 @@ Write order (what makes a SIGKILL at any point safe):
 A restart re-launches LAUNCHED trials (idempotent; skipped if their result is already there),
 polls RUNNING ones, and re-asks BOHB from its snapshot, which hands out the same trials again.
 Polling reads ``result.json`` of RUNNING trials only, so its cost never grows with finished trials.
+
+Time comes from a ``Clock`` (the wall clock, or the simulator's virtual one). A trial's deadline
+and cost count from when the backend says it *runs*; an attempt queued or pending longer than
+``trials.queue_timeout_s`` is LOST, never FAILED (``timing.py``). A sweep cap, or Ctrl-C with
+``cancel_on_interrupt``, cancels the running attempts as CANCELLED: they are not told to BOHB, and
+a resumed sweep relaunches them (the trainer resumes from its checkpoint).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime
 
 from controller import log
-from controller.backends.base import Backend, Ending, ExitCode, Launch, TrialState
+from controller.backends.base import Backend, Clock, Ending, ExitCode, Launch, TrialState, WallClock
 from controller.bohb import Optimizer
-from controller.sweep import cost
+from controller.sweep import cost, timing
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import (
     EXIT_BY_REASON,
@@ -29,13 +34,13 @@ from controller.sweep.state import (
     SweepStatus,
     TrialRecord,
     save_state,
-    utcnow,
 )
 from controller.sweep.trials import incumbent, jsonable, parse_result, running_cost, trial_spec
 from trainer.contract import FILE_RESULT, FILE_TRIAL, TrialResult, trial_prefix
 from trainer.store import NotFound, Store, StoreError
 
-# The controller's own deadline check waits this much longer than the backend's (which acts first).
+# The loop cancels a running attempt this long after its deadline: the trainer stops at its budget
+# by itself, and the local backend's wrapper kills it at the deadline, well before.
 DEADLINE_SLACK_S = 30.0
 
 
@@ -49,7 +54,8 @@ class Scheduler:
         state: SweepState,
         *,
         on_tick: Callable[[SweepState], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock | None = None,
+        cancel_on_interrupt: bool = False,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -57,7 +63,8 @@ class Scheduler:
         self.bohb = bohb
         self.state = state
         self.on_tick = on_tick
-        self.sleep = sleep
+        self.clock = clock or backend.clock() or WallClock()
+        self.cancel_on_interrupt = cancel_on_interrupt
         self.caps = cost.Caps(spec.stop.max_gpu_hours, spec.stop.max_cost, spec.stop.gpu_hour_price)
         self.deadline = spec.stop.deadline_at(state.started_at)
         capacity = backend.capacity()
@@ -73,18 +80,32 @@ class Scheduler:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self) -> StopReason:
-        """Run until the sweep ends; returns the stop reason."""
-        self._adopt()
-        while True:
-            reason = self.tick()
-            if self.on_tick:
-                self.on_tick(self.state)
-            if reason:
-                return reason
-            self.sleep(self.spec.poll_interval_s)
+        """Run until the sweep ends; returns the stop reason.
+
+        Ctrl-C (KeyboardInterrupt) propagates; with ``cancel_on_interrupt`` the running attempts
+        are cancelled first and the sweep is saved as stopped ("interrupted"), otherwise they keep
+        running and the next run adopts them."""
+        try:
+            self._adopt()
+            while True:
+                reason = self.tick()
+                if self.on_tick:
+                    self.on_tick(self.state)
+                if reason:
+                    return reason
+                self.clock.sleep(self.spec.poll_interval_s, self._wake_at())
+        except KeyboardInterrupt:
+            if self.cancel_on_interrupt:
+                self._stop("interrupted")
+                self._save()
+            raise
+
+    def running_count(self) -> int:
+        """Attempts handed to the backend and not ended (queued, pending or running)."""
+        return len(self._open_in("LAUNCHED", "RUNNING"))
 
     def tick(self) -> StopReason | None:
-        now = utcnow()
+        now = self.clock.now()
         self._poll(now)
         reason = self._check_limits(now)
         if reason is None:
@@ -131,35 +152,39 @@ class Scheduler:
                 continue
             # Never started, or a retry whose old attempt's exit may still be on record:
             # launch() is idempotent and archives that old exit.
-            self._send_or_lose(t, utcnow(), resumed=True)
+            self._send_or_lose(t, self.clock.now(), resumed=True)
 
     # -- polling ----------------------------------------------------------------------------
     def _poll(self, now: datetime) -> None:
         running = self._open_in("RUNNING")
-        waiting: list[TrialRecord] = []
-        for t in running:
-            result = self._read_result(t)
-            if result is None:
-                waiting.append(t)
-            else:
-                self._finish(t, result, now)
-        if not waiting:
+        if not running:
             return
-        states = self.backend.poll([t.trial_id for t in waiting])
-        for t in waiting:
-            self._on_backend_state(t, states.get(t.trial_id), now)
+        results = {t.trial_id: self._read_result(t) for t in running}
+        # Every running trial is polled, finished ones too: the backend says how long it ran.
+        states = self.backend.poll([t.trial_id for t in running])
+        for t in running:
+            ts = states.get(t.trial_id)
+            change = timing.observe(t, ts, now)
+            if change:
+                self.dirty = True
+                waited = round(timing.waited_s(t, now), 1)
+                log.event(f"trial.{change}", trial=t.trial_id, attempt=t.attempts, waited_s=waited)
+            result = results[t.trial_id]
+            if result is not None:
+                self._finish(t, result, now, ts)
+            else:
+                self._on_backend_state(t, ts, now)
 
     def _on_backend_state(self, t: TrialRecord, ts: TrialState | None, now: datetime) -> None:
         if ts is None or ts.phase in ("pending", "running"):
-            assert t.launched_at is not None
-            overdue = (now - t.launched_at).total_seconds() - t.deadline_s - DEADLINE_SLACK_S
-            if overdue > 0:
-                self.backend.cancel(t.trial_id)
-                self._fail(t, f"deadline exceeded ({t.deadline_s:g} s); cancelled", now)
+            self._check_clock(t, now)
             return
         result = self._read_result(t)  # it may have landed between the store read and the poll
         if result is not None:
-            self._finish(t, result, now)
+            self._finish(t, result, now, ts)
+        elif ts.phase == "exited" and ts.ending == Ending.DEADLINE and not timing.has_run(t):
+            # a backstop (a Job's activeDeadlineSeconds) ended an attempt that never ran
+            self._lost(t, "never started before the backend's deadline (queued or pending)", now)
         elif ts.phase == "exited" and ts.exit_code == ExitCode.BAD_TRIAL:
             self._fail(
                 t,
@@ -167,10 +192,32 @@ class Scheduler:
                 now,
             )
         elif ts.phase == "exited" and ts.ending == Ending.DEADLINE:
-            self._fail(t, f"deadline exceeded ({t.deadline_s:g} s)", now)
+            self._fail(t, f"deadline exceeded ({t.deadline_s:g} s)", now, ts=ts)
         else:
             why = ts.reason or f"exit code {ts.exit_code}"
-            self._lost(t, why if ts.phase == "lost" else f"exited without a result ({why})", now)
+            lost = why if ts.phase == "lost" else f"exited without a result ({why})"
+            self._lost(t, lost, now, ts)
+
+    def _check_clock(self, t: TrialRecord, now: datetime) -> None:
+        """The loop's own time rules for an attempt the backend still holds."""
+        if timing.overdue_s(t, now, DEADLINE_SLACK_S) > 0:
+            self.backend.cancel(t.trial_id)
+            self._fail(t, f"deadline exceeded ({t.deadline_s:g} s); cancelled", now)
+            return
+        limit = self.spec.trials.queue_timeout_s
+        if timing.queued_too_long_s(t, now, limit) > 0:
+            self.backend.cancel(t.trial_id)
+            self._lost(
+                t, f"queued or pending for more than trials.queue_timeout_s ({limit:g} s)", now
+            )
+
+    def _wake_at(self) -> datetime | None:
+        """The earliest moment a time rule of the loop could fire (for a virtual clock)."""
+        limit = self.spec.trials.queue_timeout_s
+        times = [timing.next_check(t, DEADLINE_SLACK_S, limit) for t in self._open_in("RUNNING")]
+        if self.deadline is not None:
+            times.append(self.deadline)
+        return min((x for x in times if x is not None), default=None)
 
     def _read_result(self, t: TrialRecord) -> TrialResult | str | None:
         """The trial's result, an error string for an invalid one, or None if not there yet."""
@@ -186,24 +233,34 @@ class Scheduler:
 
     # -- outcomes ---------------------------------------------------------------------------
     def _end_attempt(
-        self, t: TrialRecord, now: datetime, finished_at: datetime | None = None
+        self,
+        t: TrialRecord,
+        now: datetime,
+        ts: TrialState | None = None,
+        result: TrialResult | None = None,
     ) -> None:
+        """Charge the attempt's running time (never its wait) and record how long it waited."""
         assert t.launched_at is not None
         end = now
-        if finished_at is not None and t.launched_at <= finished_at <= now:
-            end = finished_at  # the trainer's own clock: no charge for the controller's downtime
-        charged = cost.charge((end - t.launched_at).total_seconds(), t.deadline_s, t.gpus)
+        finished = result.finished_at if result is not None else None
+        if finished is not None and t.launched_at <= finished <= now:
+            end = finished  # the trainer's own clock: no charge for the controller's downtime
+        ran = timing.final_running_s(t, ts, end, result)
+        charged = cost.charge(ran, t.deadline_s, t.gpus)
         t.gpu_seconds += charged
-        t.ended_at = now
+        t.queued_s += max(0.0, (end - t.launched_at).total_seconds() - ran)
+        t.run_s, t.started_at, t.ended_at = ran, None, now
         self.state.gpu_seconds += charged
         self.state.cost = cost.money(self.state.gpu_seconds, self.spec.stop.gpu_hour_price)
         self.dirty = True
 
-    def _finish(self, t: TrialRecord, result: TrialResult | str, now: datetime) -> None:
+    def _finish(
+        self, t: TrialRecord, result: TrialResult | str, now: datetime, ts: TrialState | None
+    ) -> None:
         if isinstance(result, str):
-            self._fail(t, result, now)
+            self._fail(t, result, now, ts=ts)
             return
-        self._end_attempt(t, now, result.finished_at)
+        self._end_attempt(t, now, ts, result)
         t.info = result.info.model_dump(exclude_none=True)
         if result.status == "ok":
             t.state, t.loss = "SUCCEEDED", result.loss
@@ -214,25 +271,34 @@ class Scheduler:
             self._tell(t.trial_id, None)
             log.event("trial.failed", trial=t.trial_id, budget=t.budget, error=t.error)
 
-    def _fail(self, t: TrialRecord, error: str, now: datetime, *, ended: bool = False) -> None:
+    def _fail(
+        self,
+        t: TrialRecord,
+        error: str,
+        now: datetime,
+        *,
+        ended: bool = False,
+        ts: TrialState | None = None,
+    ) -> None:
         if t.state in ("LAUNCHED", "RUNNING") and not ended:
-            self._end_attempt(t, now)
+            self._end_attempt(t, now, ts)
         t.state, t.error, t.ended_at = "FAILED", error, now
         self._tell(t.trial_id, None)
         self.dirty = True
         log.event("trial.failed", logging.WARNING, trial=t.trial_id, budget=t.budget, error=error)
 
-    def _lost(self, t: TrialRecord, why: str, now: datetime) -> None:
-        self._end_attempt(t, now)
+    def _lost(self, t: TrialRecord, why: str, now: datetime, ts: TrialState | None = None) -> None:
+        self._end_attempt(t, now, ts)
         if self._fail_if_out_of_attempts(t, why, now):
             return
         t.state, t.error = "LOST", why
         log.event("trial.lost", logging.WARNING, trial=t.trial_id, attempts=t.attempts, reason=why)
 
     def _fail_if_out_of_attempts(self, t: TrialRecord, why: str | None, now: datetime) -> bool:
-        if t.attempts < self.spec.trials.max_attempts:
+        lost = t.attempts - t.cancels  # attempts a sweep stop cancelled were not lost
+        if lost < self.spec.trials.max_attempts:
             return False
-        self._fail(t, f"lost {t.attempts} time(s), last: {why}", now, ended=True)
+        self._fail(t, f"lost {lost} time(s), last: {why}", now, ended=True)
         return True
 
     # -- limits -----------------------------------------------------------------------------
@@ -245,10 +311,15 @@ class Scheduler:
         return cost.cap_hit(self.caps, self.state.gpu_seconds, self._running_costs(now))
 
     def _stop(self, reason: StopReason) -> None:
-        now = utcnow()
+        """The sweep ends: running attempts are cancelled, not failed (BOHB is not told), so a
+        resumed sweep relaunches them, and they resume from their checkpoints."""
+        now = self.clock.now()
         for t in self._open_in("LAUNCHED", "RUNNING"):
             self.backend.cancel(t.trial_id)
-            self._fail(t, f"cancelled: the sweep stopped ({reason})", now)
+            self._end_attempt(t, now)
+            t.state, t.cancels = "CANCELLED", t.cancels + 1
+            t.error = f"cancelled: the sweep stopped ({reason}); relaunched when it is resumed"
+            log.event("trial.cancelled", trial=t.trial_id, reason=reason)
         status: SweepStatus = "finished" if EXIT_BY_REASON[reason] == 0 else "stopped"
         self.state.status, self.state.stop_reason = status, reason
         if self._saved_stop != (status, reason):
@@ -257,8 +328,8 @@ class Scheduler:
 
     # -- launching --------------------------------------------------------------------------
     def _next_candidate(self, now: datetime, waiting: list[TrialRecord]) -> TrialRecord | None:
-        """The first of ``waiting`` (LOST trials to retry, then trials handed out but never
-        launched), or else a new one from BOHB."""
+        """The first of ``waiting`` (LOST trials to retry, then CANCELLED ones, then trials handed
+        out but never launched), or else a new one from BOHB."""
         if waiting:
             t = waiting.pop(0)
             # A new attempt runs as the spec says now (trials.* and trainer.resources may have
@@ -293,7 +364,8 @@ class Scheduler:
     def _fill(self, now: datetime) -> StopReason | None:
         running = self._running_costs(now)
         active = len(running)
-        waiting = self._open_in("LOST") + self._open_in("PENDING")  # scanned once per tick
+        # scanned once per tick
+        waiting = self._open_in("LOST") + self._open_in("CANCELLED") + self._open_in("PENDING")
         batch: list[TrialRecord] = []
         blocked = False
         while active + len(batch) < self.parallelism:
@@ -309,6 +381,7 @@ class Scheduler:
                 blocked = True  # it stays PENDING / LOST until running trials free the budget
                 break
             t.state, t.attempts, t.launched_at, t.ended_at = "LAUNCHED", t.attempts + 1, now, None
+            t.started_at, t.run_s = None, 0.0
             running.append(cost.Running(0.0, t.deadline_s, t.gpus))
             batch.append(t)
         if batch:
@@ -324,7 +397,7 @@ class Scheduler:
             return None
         if blocked:
             return self.caps.binding()
-        if self._open_in("LOST", "PENDING"):
+        if self._open_in("LOST", "CANCELLED", "PENDING"):
             return None
         if self.bohb.finished:
             return "max_iterations" if self.spec.stop.max_iterations else "finished"
@@ -349,6 +422,8 @@ class Scheduler:
         key = f"{trial_prefix(sweep, t.trial_id)}/{FILE_TRIAL}"
         if not (resumed and self.store.exists(key)):  # same content: BOHB is deterministic
             self.store.put(key, trial.model_dump_json(indent=1).encode())
+        # Each launch's own moment (a tick of many launches takes a while), also for relaunches.
+        t.launched_at, t.started_at, t.run_s = self.clock.now(), None, 0.0
         self.backend.launch(
             Launch(
                 sweep=sweep,
@@ -357,6 +432,7 @@ class Scheduler:
                 rung=t.rung,
                 resources=spec.trainer.resources,
                 deadline_s=t.deadline_s,
+                queue_timeout_s=spec.trials.queue_timeout_s,
             )
         )
 
@@ -367,6 +443,6 @@ class Scheduler:
             self.state.bohb = self.bohb.state_dict()
             self.bohb_dirty = False
         self.state.incumbent = incumbent(self.state)
-        save_state(self.store, self.state)
+        save_state(self.store, self.state, self.clock.now())
         self.dirty = False
         self._saved_stop = (self.state.status, self.state.stop_reason)

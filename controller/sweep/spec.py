@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from controller.backends.base import Resources
 from controller.backends.k8s.options import KubernetesOptions
 from controller.backends.local.options import LocalOptions
+from controller.backends.simulated.options import SimulatedOptions
 from trainer.contract import BudgetUnit, Dataset, DataSource, check_name
 
 DEFAULT_COMMAND = ["python", "-m", "trainer"]
@@ -93,6 +94,9 @@ class BohbKnobs(_Spec):
     random_fraction: float | None = Field(None, ge=0, le=1)
     bandwidth_factor: float | None = Field(None, gt=0)
     min_bandwidth: float | None = Field(None, gt=0)
+    # sync: HpBandSter's successive halving (a stage waits for all its results); async: a config
+    # is promoted as soon as it ranks in the top 1/eta of its stage's results (ASHA, docs/bohb.md)
+    promotion: Literal["sync", "async"] | None = None
     faithful_kde: bool | None = None  # HpBandSter's exact KDE quirks (slower); see bohb.py
 
     def knobs(self) -> dict[str, Any]:
@@ -172,15 +176,21 @@ class TrainerSpec(_Spec):
 
 
 class TrialPolicy(_Spec):
-    """Retries and deadlines of single trials."""
+    """Retries and deadlines of single trials. Every clock here counts from when an attempt *runs*
+    (its container or process started), never from when it was launched or queued."""
 
     max_attempts: int = Field(3, ge=1)  # launches of one trial when it gets LOST
-    # Deadline = budget in seconds x timeout_factor + startup_allowance_s. For an epoch budget
-    # one epoch counts as seconds_per_epoch (a generous worst case); timeout_s overrides it all.
+    # Deadline = budget in seconds x timeout_factor + startup_allowance_s of running time. For an
+    # epoch budget one epoch counts as seconds_per_epoch (a generous worst case); timeout_s
+    # overrides it all. Past it the attempt is cancelled and the trial FAILED.
     timeout_factor: float = Field(2.0, ge=1)
     startup_allowance_s: float = Field(120.0, ge=0)
     seconds_per_epoch: float = Field(600.0, gt=0)
     timeout_s: float | None = Field(None, gt=0)
+    # The most an attempt may wait queued, suspended (Kueue) or pending (scheduling, node scale-up,
+    # image pull) before it runs. Past it the attempt is cancelled and the trial LOST (relaunched
+    # up to max_attempts, at the back of any queue). None: wait as long as it takes.
+    queue_timeout_s: float | None = Field(86400.0, gt=0)
 
 
 class CredentialsRef(_Spec):
@@ -242,9 +252,11 @@ def _walk_keys(data: Any, path: str = "") -> list[tuple[str, str]]:
 
 
 class BackendSpec(_Spec):
-    type: Literal["local", "kubernetes"] = "local"
+    # simulated: the same sweep in virtual time (no trainer runs; docs/design.md, "Simulator")
+    type: Literal["local", "kubernetes", "simulated"] = "local"
     local: LocalOptions = LocalOptions()
     kubernetes: KubernetesOptions = KubernetesOptions()
+    simulated: SimulatedOptions = SimulatedOptions()
 
 
 class SweepSpec(_Spec):
@@ -270,7 +282,7 @@ class SweepSpec(_Spec):
         return self.model_dump(mode="json", include={"name", "space", "budget", "bohb"})
 
     def deadline_s(self, budget: float) -> float:
-        """Worst-case seconds of one trial attempt, enforced by the backend and the loop."""
+        """Worst-case running seconds of one trial attempt, enforced by the backend and the loop."""
         policy = self.trials
         if policy.timeout_s is not None:
             return policy.timeout_s

@@ -17,13 +17,22 @@ STATE_VERSION = 1
 FILE_STATE = "state.json"
 FILE_SPEC = "spec.yaml"
 
-TrialPhase = Literal["PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST"]
+# RUNNING: handed to the backend, which may still hold it queued or pending (see started_at).
+# CANCELLED: stopped by a sweep cap or an interrupt; never told to BOHB, relaunched on resume.
+TrialPhase = Literal["PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST", "CANCELLED"]
 DONE: frozenset[str] = frozenset({"SUCCEEDED", "FAILED"})
 SweepStatus = Literal["running", "finished", "stopped"]
 StopReason = Literal[
-    "finished", "max_iterations", "max_trials", "max_gpu_hours", "max_cost", "deadline"
+    "finished",
+    "max_iterations",
+    "max_trials",
+    "max_gpu_hours",
+    "max_cost",
+    "deadline",
+    "interrupted",
 ]
-# Exit code of `kubohb run` per stop reason: 0 = the search ran out of work, 3 = a cap stopped it.
+# Exit code of `kubohb run` per stop reason: 0 = the search ran out of work, 3 = a cap stopped it,
+# 130 = interrupted (Ctrl-C) with --cancel-running.
 EXIT_BY_REASON: dict[str, int] = {
     "finished": 0,
     "max_iterations": 0,
@@ -31,6 +40,7 @@ EXIT_BY_REASON: dict[str, int] = {
     "max_gpu_hours": 3,
     "max_cost": 3,
     "deadline": 3,
+    "interrupted": 130,
 }
 
 
@@ -50,13 +60,19 @@ class TrialRecord(BaseModel):
     model_based: bool = False
     state: TrialPhase = "PENDING"
     attempts: int = 0  # launches so far
+    cancels: int = 0  # attempts a sweep stop cancelled: relaunched, not counted as lost
     gpus: int = 0
-    deadline_s: float  # worst-case seconds of one attempt
+    deadline_s: float  # worst-case running seconds of one attempt
     created_at: datetime
-    launched_at: datetime | None = None  # start of the current (or last) attempt
+    launched_at: datetime | None = None  # when the current (or last) attempt was handed out
+    # The backend's view of the current attempt: when its running period began (None while it
+    # is queued or pending) and the seconds it ran in earlier periods (a preempted pod's).
+    started_at: datetime | None = None
+    run_s: float = 0.0
+    queued_s: float = 0.0  # seconds ended attempts waited queued or pending (never charged)
     ended_at: datetime | None = None
     loss: float | None = None
-    gpu_seconds: float = 0.0  # device-seconds accounted over all finished attempts
+    gpu_seconds: float = 0.0  # device-seconds of running time over all finished attempts
     error: str | None = None
     info: dict[str, Any] = {}  # the result's info (accuracy, params...), for status and reports
 
@@ -106,6 +122,6 @@ def load_state(store: Store, sweep: str) -> SweepState | None:
         ) from None
 
 
-def save_state(store: Store, state: SweepState) -> None:
-    state.updated_at = utcnow()
+def save_state(store: Store, state: SweepState, now: datetime | None = None) -> None:
+    state.updated_at = now or utcnow()
     store.put(state_key(state.sweep), state.model_dump_json(indent=1).encode())

@@ -14,15 +14,17 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from controller.sweep import cost
+from controller.sweep import cost, timing
 from controller.sweep.state import SweepState, utcnow
 from controller.sweep.trials import incumbent, running_cost
 
-PHASES = ("PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST")
+PHASES = ("PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST", "CANCELLED")
 
 
 def summarize(state: SweepState, now: datetime | None = None) -> dict[str, Any]:
-    now = now or utcnow()
+    """``now``: default the wall clock for a running sweep, the last save for an ended one (a
+    simulated sweep's clock is virtual)."""
+    now = now or (utcnow() if state.status == "running" else state.updated_at)
     active = state.in_phase("LAUNCHED", "RUNNING")
     running = [running_cost(t, now) for t in active]
     device_s = cost.accounted(state.gpu_seconds, running)
@@ -47,16 +49,25 @@ def summarize(state: SweepState, now: datetime | None = None) -> dict[str, Any]:
             }
             for it, rungs in sorted(brackets.items())
         ],
+        # launched and not ended: "queued" until the backend says it runs (queued, suspended,
+        # scheduling, pulling its image); elapsed_s counts running time only, queued_s the wait
         "running": [
             {
                 "trial_id": t.trial_id,
                 "budget": t.budget,
                 "attempt": t.attempts,
+                "state": "running" if t.started_at is not None else "queued",
+                "queued_s": round(timing.waited_s(t, now), 1),
                 "elapsed_s": round(r.elapsed_s, 1),
                 "deadline_s": t.deadline_s,
             }
             for t, r in zip(active, running, strict=True)
         ],
+        "queued_hours": (
+            sum(t.queued_s for t in state.trials.values())
+            + sum(timing.waited_s(t, now) for t in active)
+        )
+        / 3600.0,
         "incumbent": incumbent(state),
         "gpu_hours": device_s / 3600.0,
         "cost": cost.money(device_s, state.gpu_hour_price),
@@ -69,6 +80,7 @@ def render(summary: dict[str, Any]) -> Group:
         f"  {summary['status']}",
         f" ({summary['stop_reason']})" if summary["stop_reason"] else "",
         f"   device-hours {summary['gpu_hours']:.4f}   cost {summary['cost']:.2f}",
+        f"   queued hours {summary['queued_hours']:.2f}",
     )
     brackets = Table(title="brackets (trials per budget)", title_justify="left", expand=False)
     brackets.add_column("iteration", justify="right")
@@ -79,14 +91,16 @@ def render(summary: dict[str, Any]) -> Group:
         for rung in bracket["rungs"]:
             cells = [str(rung.get(p, "")) for p in PHASES]
             brackets.add_row(str(bracket["iteration"]), f"{rung['budget']:g}", *cells)
-    running = Table(title="running trials", title_justify="left")
-    for col in ("trial", "budget", "attempt", "elapsed s", "deadline s"):
+    running = Table(title="launched trials", title_justify="left")
+    for col in ("trial", "budget", "attempt", "state", "queued s", "running s", "deadline s"):
         running.add_column(col, justify="right")
     for r in summary["running"][:20]:
         running.add_row(
             r["trial_id"],
             f"{r['budget']:g}",
             str(r["attempt"]),
+            r["state"],
+            f"{r['queued_s']:.0f}",
             f"{r['elapsed_s']:.0f}",
             f"{r['deadline_s']:g}",
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.sweep import cost
+from controller.sweep import cost, timing
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import SweepState, TrialRecord
 from trainer.contract import FILE_RESULT, TrialResult, TrialSpec
@@ -67,9 +67,9 @@ def incumbent(state: SweepState) -> dict[str, Any] | None:
 
 
 def running_cost(t: TrialRecord, now: datetime) -> cost.Running:
-    """An open attempt as the cost logic sees it (the scheduler's caps and `kubohb status`)."""
-    elapsed = (now - t.launched_at).total_seconds() if t.launched_at else 0.0
-    return cost.Running(elapsed, t.deadline_s, t.gpus)
+    """An open attempt as the cost logic sees it (the scheduler's caps and `kubohb status`): its
+    running time so far, never the time it waited queued or pending."""
+    return cost.Running(timing.running_s(t, now), t.deadline_s, t.gpus)
 
 
 def jsonable(value: Any) -> Any:

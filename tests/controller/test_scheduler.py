@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from controller.backends.base import Backend, Launch, TrialState
+from controller.backends.base import Backend, Launch, TrialState, WallClock
 from controller.sweep.runner import ResumeConflictError, load_or_create
 from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import parse_sweep
@@ -59,7 +59,14 @@ def _scheduler(tmp: Path, backend: Scripted | None = None, **over: Any) -> Sched
     spec = parse_sweep(text)
     store = FileStore(tmp / "store")
     state, bohb = load_or_create(spec, text, store)
-    return Scheduler(spec, store, backend or Scripted(store), bohb, state, sleep=lambda _: None)
+    return Scheduler(
+        spec,
+        store,
+        backend or Scripted(store),
+        bohb,
+        state,
+        clock=WallClock(sleep_fn=lambda _: None),
+    )
 
 
 def test_a_failed_launch_is_retried(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def _state() -> SweepState:
         rec("it0-c1-r0", 1, "SUCCEEDED", 0.2),
         rec("it0-c1-r1", 3, "SUCCEEDED", 0.3),
         rec("it0-c2-r0", 1, "FAILED"),
-        rec("it1-c0-r1", 3, "RUNNING"),
+        rec("it1-c0-r1", 3, "RUNNING").model_copy(update={"started_at": T0}),
     ]
     return SweepState(
         sweep="s",
@@ -66,7 +66,15 @@ def test_summary_counts_brackets_running_best_and_spend() -> None:
         {"budget": 3, "SUCCEEDED": 1},
     ]
     assert s["running"] == [
-        {"trial_id": "it1-c0-r1", "budget": 3, "attempt": 1, "elapsed_s": 150.0, "deadline_s": 100}
+        {
+            "trial_id": "it1-c0-r1",
+            "budget": 3,
+            "attempt": 1,
+            "state": "running",
+            "queued_s": 0.0,
+            "elapsed_s": 150.0,
+            "deadline_s": 100,
+        }
     ]
     # the largest budget with a result wins, even with a worse loss than budget 1's best
     assert s["incumbent"]["trial_id"] == "it0-c1-r1"
@@ -74,6 +82,20 @@ def test_summary_counts_brackets_running_best_and_spend() -> None:
     assert s["gpu_hours"] == pytest.approx(460 / 3600)
     assert s["cost"] == pytest.approx(460 / 3600 * 2)
     json.dumps(s)  # JSON-able as it is
+
+
+def test_a_queued_trial_shows_its_wait_and_costs_nothing() -> None:
+    state = _state()
+    queued = state.trials["it1-c0-r1"]
+    queued.started_at = None  # launched at T0, the backend still holds it queued
+    s = summarize(state, now=T0 + timedelta(seconds=150))
+    (row,) = s["running"]
+    assert (row["state"], row["queued_s"], row["elapsed_s"]) == ("queued", 150.0, 0.0)
+    assert s["queued_hours"] == pytest.approx(150 / 3600)
+    assert s["gpu_hours"] == pytest.approx(360 / 3600)  # the finished attempts only
+    queued.started_at = T0 + timedelta(seconds=100)  # it started running after 100 s
+    (row,) = summarize(state, now=T0 + timedelta(seconds=150))["running"]
+    assert (row["state"], row["queued_s"], row["elapsed_s"]) == ("running", 100.0, 50.0)
 
 
 def test_render_and_live_display() -> None:

@@ -206,7 +206,9 @@ def test_controller_job_runs_the_sweep_and_knows_its_pod(render: Render) -> None
     assert pod["restartPolicy"] == "Never"  # podFailurePolicy requires it
     assert job["spec"]["backoffLimit"] >= 1
     rules = job["spec"]["podFailurePolicy"]["rules"]
-    assert {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]} in rules
+    # with status, which the schemas before 1.35 require
+    ignore = {"type": "DisruptionTarget", "status": "True"}
+    assert {"action": "Ignore", "onPodConditions": [ignore]} in rules
     # Bad spec (2) and stopped by a cap (3) end the Job instead of resuming into the same end.
     assert {
         "action": "FailJob",

@@ -11,6 +11,13 @@ exit codes, podFailurePolicy (FailJob / Ignore / Count), backoffLimit, activeDea
   "unschedulable" stay Pending: PodScheduled=False, reason Unschedulable
   "image-pull"    stay Pending: container waiting in ImagePullBackOff
   "hold"          stay Pending with no problem (a slow node)
+  "delayed"       stay Pending (ContainerCreating) for `pending_seconds`, then "run" (a node
+                  scaling up, a 5 GB image being pulled)
+
+Pods carry the times a real kubelet writes: `status.startTime` when the pod is accepted (before
+the image pull), the container's `state.running.startedAt` when it starts, and
+`state.terminated.startedAt` / `finishedAt` when it ends. A Job's `status.startTime` is set when
+the Job controller first syncs it unsuspended, and activeDeadlineSeconds counts from there.
 """
 
 from __future__ import annotations
@@ -43,9 +50,10 @@ class Attempt:
     pod: str
     action: str
     deadline: float | None = None  # activeDeadlineSeconds
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)  # the Job clock of this pod
     proc: subprocess.Popen[bytes] | None = None
     done: bool = False
+    container_started: str | None = None  # state.running.startedAt, once it runs
 
 
 def _policy_action(job: dict[str, Any], exit_code: int, conditions: set[str]) -> tuple[str, int]:
@@ -72,6 +80,7 @@ class FakeKubelet:
         self.script: Script = script or (lambda job, attempt: "run")
         self.env = env or {}
         self.run_seconds = 1.0  # of "timed" pods
+        self.pending_seconds = 1.0  # of "delayed" pods
         self._seen: dict[tuple[str, str, str], str] = {}  # Job key -> uid already handled
         self.attempts: dict[str, Attempt] = {}  # job uid -> current attempt
         self.history: list[tuple[str, int, str]] = []  # (job name, attempt, outcome)
@@ -157,6 +166,7 @@ class FakeKubelet:
             "spec": template["spec"],
             "status": {"phase": "Pending"},
         }
+        pod["status"]["startTime"] = now_iso()  # accepted by the kubelet, before the image pull
         self.store.create(PODS, ns, pod)
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
         attempt = Attempt(ns, name, uid, index, pod_name, action, deadline)
@@ -201,11 +211,36 @@ class FakeKubelet:
                     ),
                 },
             )
+        elif action == "delayed":
+            self._pod_status(
+                attempt,
+                {
+                    "phase": "Pending",
+                    "containerStatuses": _trainer_status(
+                        {"waiting": {"reason": "ContainerCreating"}}
+                    ),
+                },
+            )
         elif action in ("run", "preempt", "instant", "timed"):
-            if action == "run":
-                attempt.proc = self._spawn(job, ns)
-            self._pod_status(attempt, {"phase": "Running"})
-            self.store.mutate(JOBS, ns, name, lambda o: o["status"].update(ready=1))
+            self._run(attempt, job)
+
+    def _run(self, attempt: Attempt, job: dict[str, Any]) -> None:
+        """The container starts: its process (for "run"), startedAt, the Job's ready count."""
+        if attempt.action in ("run", "delayed"):
+            attempt.proc = self._spawn(job, attempt.namespace)
+        attempt.container_started = now_iso()
+        self._pod_status(
+            attempt,
+            {
+                "phase": "Running",
+                "containerStatuses": _trainer_status(
+                    {"running": {"startedAt": attempt.container_started}}, ready=True
+                ),
+            },
+        )
+        self.store.mutate(
+            JOBS, attempt.namespace, attempt.job, lambda o: o["status"].update(ready=1)
+        )
 
     def _spawn(self, job: dict[str, Any], namespace: str) -> subprocess.Popen[bytes]:
         container = job["spec"]["template"]["spec"]["containers"][0]
@@ -239,6 +274,10 @@ class FakeKubelet:
                 "Job was active longer than specified deadline",
             )
             return
+        if attempt.action == "delayed" and attempt.container_started is None:
+            if age > self.pending_seconds:
+                self._run(attempt, self.store.get(JOBS, attempt.namespace, attempt.job))
+            return
         if attempt.action == "instant" or (attempt.action == "timed" and age > self.run_seconds):
             self._pod_exit(attempt, self.store.get(JOBS, attempt.namespace, attempt.job), 0, set())
         elif attempt.action == "preempt" and age > 0.2:
@@ -261,7 +300,15 @@ class FakeKubelet:
                     {"type": c, "status": "True", "reason": "PreemptionByScheduler"}
                     for c in conditions
                 ],
-                "containerStatuses": _trainer_status({"terminated": {"exitCode": code}}),
+                "containerStatuses": _trainer_status(
+                    {
+                        "terminated": {
+                            "exitCode": code,
+                            "startedAt": attempt.container_started or now_iso(),
+                            "finishedAt": now_iso(),
+                        }
+                    }
+                ),
             },
         )
         if code == 0:
@@ -353,12 +400,12 @@ class FakeKubelet:
         attempt.done = True
 
 
-def _trainer_status(state: dict[str, Any]) -> list[dict[str, Any]]:
-    """A pod's containerStatuses: its one container, "trainer", not ready, in ``state``."""
+def _trainer_status(state: dict[str, Any], ready: bool = False) -> list[dict[str, Any]]:
+    """A pod's containerStatuses: its one container, "trainer", in ``state``."""
     return [
         {
             "name": "trainer",
-            "ready": False,
+            "ready": ready,
             "restartCount": 0,
             "image": "x",
             "imageID": "",

@@ -101,20 +101,23 @@ def test_labels_and_selector() -> None:
 
 
 def test_default_job_shape() -> None:
-    body = job(KubernetesOptions(), deadline_s=100.0)
+    body = job(KubernetesOptions(), deadline_s=100.0, queue_timeout_s=3600.0)
     spec = body["spec"]
     pod = spec["template"]["spec"]
     (container,) = pod["containers"]
     assert body["metadata"]["name"] == job_name("cifar-sweep", "t-0007-b3")
     assert spec["backoffLimit"] == 3 and spec["ttlSecondsAfterFinished"] == 3600
-    assert spec["activeDeadlineSeconds"] == 700  # 100 s + the 600 s startup allowance
+    # a backstop: the 100 s running deadline + the 3600 s queue limit (the Job's clock starts
+    # before scheduling and the image pull; the controller enforces the running deadline itself)
+    assert spec["activeDeadlineSeconds"] == 3700
     assert pod["restartPolicy"] == "Never"
     assert spec["podFailurePolicy"]["rules"] == [
         {
             "action": "FailJob",
             "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [2]},
         },
-        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        # status is required by the schemas before 1.35 (optional, defaulted, from 1.35)
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
     ]
     # the command is an argv list and the trial URL goes by env: no shell anywhere
     assert container["command"] == COMMAND and "args" not in container
@@ -138,6 +141,13 @@ def test_default_job_shape() -> None:
         }
     ]
     assert "activeDeadlineSeconds" not in job(KubernetesOptions())["spec"]
+    # no queue limit (trials.queue_timeout_s: null): no backstop, the controller alone decides
+    assert "activeDeadlineSeconds" not in job(KubernetesOptions(), deadline_s=100.0)["spec"]
+
+
+def test_the_removed_startup_allowance_is_refused_with_what_to_do() -> None:
+    with pytest.raises(ValueError, match="startup_allowance_s was removed.*queue_timeout_s"):
+        KubernetesOptions.model_validate({"startup_allowance_s": 600})
 
 
 def test_restricted_pod_security_standard() -> None:

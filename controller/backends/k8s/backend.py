@@ -13,7 +13,11 @@ own Job, which becomes the ownerReference of every trial Job. API use (the chart
 create/get/list/watch/delete, pods get/list, events create.
 
 State comes from one watch on the sweep's Jobs (watch.py); `poll` reads that cache and costs no
-request, except a pod list for a Job pending longer than `pending_timeout_s`.
+request, except a pod list for a Job pending longer than `pending_timeout_s` (at most one per
+poll interval) and one when a Job's pod starts running, or ends before it was seen running: the
+trial's running time comes from the trainer container's own start and finish (times.py), so time
+a Job spends suspended by Kueue, unschedulable or pulling its image is reported as pending, never
+as running.
 """
 
 from __future__ import annotations
@@ -44,14 +48,13 @@ from controller.backends.k8s.jobs import build_job
 from controller.backends.k8s.names import LABEL_TRIAL, job_name, sweep_selector
 from controller.backends.k8s.options import KubernetesOptions
 from controller.backends.k8s.status import is_finished, job_state, pod_problem
+from controller.backends.k8s.times import RunPeriods, job_end_time, latest_container_times
 from controller.backends.k8s.watch import JobCache, JobWatcher
 from trainer.contract import check_name
 
 _SYNC_WAIT_S = 30.0  # adopt() waits this long for the first list before listing itself
 _RECREATE_TRIES = 20  # a relaunch waits for the old Job's deletion this many times...
 _RECREATE_WAIT_S = 0.25  # ...this long each
-# A pending pod with no visible problem (a slow image pull) gets this many pending timeouts.
-_GIVE_UP_FACTOR = 4
 
 
 class KubernetesBackend(Backend):
@@ -82,7 +85,7 @@ class KubernetesBackend(Backend):
         self.command = list(command)
         self.resources = resources
         self.env = dict(env)
-        self.clock = clock
+        self.monotonic = clock  # pending timeouts: a monotonic clock (tests pass their own)
         environ = os.environ if environ is None else environ
         source = "given"
         if api_client is None:
@@ -100,6 +103,7 @@ class KubernetesBackend(Backend):
         self._pending_since: dict[str, float] = {}  # job name -> when first seen not running
         self._pods_checked: dict[str, float] = {}  # job name -> when its pods were last read
         self._ended: dict[str, TrialState] = {}  # trials we cancelled or declared lost
+        self._runs: dict[str, RunPeriods] = {}  # job name -> its attempt's running periods
         self._names: dict[str, str] = {}  # trial id -> Job name (a hash: computed once)
         self.creates = 0  # Job creations that reached the API server (409s included)
         self.watcher.start()
@@ -137,13 +141,14 @@ class KubernetesBackend(Backend):
         )
         self._ended.pop(launch.trial_id, None)
         self._pending_since.pop(name, None)
+        self._runs.pop(name, None)
         self._create(name, body)
 
     def poll(self, trial_ids: Iterable[str]) -> dict[str, TrialState]:
         out: dict[str, TrialState] = {}
         # before the first list every Job would look missing ("lost"): wait for it (once)
         self.cache.synced.wait(_SYNC_WAIT_S)
-        now = self.clock()
+        now = self.monotonic()
         for trial_id in trial_ids:
             out[trial_id] = self._state(trial_id, now)
         return out
@@ -195,9 +200,9 @@ class KubernetesBackend(Backend):
         if job is None:
             gone = self.cache.gone(name)
             if gone is not None and is_finished(gone):  # ended, then removed (TTL)
-                return job_state(trial_id, gone)
+                return self._timed(name, gone, job_state(trial_id, gone))
             return TrialState(trial_id=trial_id, phase="lost", reason="Job not found")
-        state = job_state(trial_id, job)
+        state = self._timed(name, job, job_state(trial_id, job))
         if state.phase != "pending" or (job.get("spec") or {}).get("suspend"):
             self._pending_since.pop(name, None)  # suspended = queued by Kueue: not stuck
             return state
@@ -206,27 +211,62 @@ class KubernetesBackend(Backend):
             return state
         return self._check_stuck(trial_id, name, now) or state
 
+    def _timed(self, name: str, job: dict[str, Any], state: TrialState) -> TrialState:
+        """The Job's state with the attempt's running time, from its trainer container."""
+        wall = datetime.now(UTC)
+        run = self._runs.setdefault(name, RunPeriods())
+        if state.phase == "running":
+            if run.started is None:  # a pod began running: read its container's start, once
+                started, _ = self._container_times(name)
+                run.start(started or wall)
+            return state.model_copy(update={"started_at": run.started, "run_s": run.total(wall)})
+        if state.phase == "pending":  # not started, or preempted and its replacement pending
+            run.stop(wall)
+            return state.model_copy(update={"run_s": run.done_s})
+        end = job_end_time(job) or wall
+        if run.last_started is None:  # ended before it was seen running: its pod's own times
+            started, finished = self._container_times(name)
+            if started is not None:
+                run.start(started)
+                end = finished or end
+        run.stop(end)
+        return state.model_copy(
+            update={"started_at": run.last_started, "ended_at": end, "run_s": run.done_s}
+        )
+
+    def _pods(self, name: str) -> list[dict[str, Any]] | None:
+        """The pods of one Job (None when the list fails: logged, never raised)."""
+        try:
+            return list(
+                read_json(
+                    self.core.list_namespaced_pod(
+                        self.namespace, label_selector=f"job-name={name}", _preload_content=False
+                    )
+                ).get("items", [])
+            )
+        except ApiException as exc:
+            log.event("k8s.pods.error", logging.WARNING, job=name, status=exc.status)
+            return None
+
+    def _container_times(self, name: str) -> tuple[datetime | None, datetime | None]:
+        pods = self._pods(name)
+        return latest_container_times(pods) if pods else (None, None)
+
     def _check_stuck(self, trial_id: str, name: str, now: float) -> TrialState | None:
         """A Job pending too long: lost if one of its pods cannot start on its own."""
         last = self._pods_checked.get(name)
         if last is not None and now - last < self.options.poll_interval_s:
             return None  # bounded: one pod list per Job per poll interval
         self._pods_checked[name] = now
-        try:
-            pods = read_json(
-                self.core.list_namespaced_pod(
-                    self.namespace, label_selector=f"job-name={name}", _preload_content=False
-                )
-            ).get("items", [])
-        except ApiException as exc:
-            log.event("k8s.pods.error", logging.WARNING, job=name, status=exc.status)
+        pods = self._pods(name)
+        if pods is None:
             return None
         waited = now - self._pending_since[name]
         problems = [p for p in (pod_problem(pod) for pod in pods) if p]
         if not pods:  # the Job controller cannot create its pod: quota, admission webhook...
             problems = ["no pod was created (see `kubectl describe job`)"]
-        elif not problems and waited > _GIVE_UP_FACTOR * self.options.pending_timeout_s:
-            problems = ["pods never started"]  # slow but error-free so far: still not forever
+        # A pod pending with no visible problem (a node scaling up, a slow image pull) is left to
+        # the loop's trials.queue_timeout_s: the backend never gives up on it by itself.
         if not problems:
             return None
         reason = f"{problems[0]} (pending for {round(waited)}s > pending_timeout_s)"

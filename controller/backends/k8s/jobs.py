@@ -85,7 +85,11 @@ def pod_failure_policy() -> dict[str, Any]:
                     "values": [int(ExitCode.BAD_TRIAL)],
                 },
             },
-            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            # `status` is optional from 1.35 only: earlier schemas require it.
+            {
+                "action": "Ignore",
+                "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+            },
         ]
     }
 
@@ -144,11 +148,17 @@ def _env(launch: Launch, env: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in sorted(merged.items())]
 
 
-def active_deadline(launch: Launch, options: KubernetesOptions) -> int | None:
-    """The Job's clock starts before the image pull and scheduling: add the startup allowance."""
-    if launch.deadline_s is None:
+def active_deadline(launch: Launch) -> int | None:
+    """A backstop for when no controller watches: the most an attempt can legitimately last.
+
+    The controller enforces the trial's deadline itself, from the container's start. The Job's
+    clock starts earlier (at the Job controller's first sync, before scheduling and the image
+    pull; it pauses while Kueue holds the Job suspended and restarts on admission), so the
+    backstop is the running deadline plus the queue limit. Without a queue limit, none.
+    """
+    if launch.deadline_s is None or launch.queue_timeout_s is None:
         return None
-    return math.ceil(launch.deadline_s + options.startup_allowance_s)
+    return math.ceil(launch.deadline_s + launch.queue_timeout_s)
 
 
 def build_job(
@@ -226,7 +236,7 @@ def build_job(
             "spec": pod_spec,
         },
     }
-    deadline = active_deadline(launch, options)
+    deadline = active_deadline(launch)
     if deadline is not None:
         spec["activeDeadlineSeconds"] = deadline
     if options.ttl_seconds_after_finished is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Opts(BaseModel):
@@ -40,7 +40,6 @@ class KubernetesOptions(PodPlacement):
     credentials_secret: str | None = None
     backoff_limit: int = Field(3, ge=0)  # retries of real failures; disruptions are not counted
     ttl_seconds_after_finished: int | None = Field(3600, ge=0)
-    startup_allowance_s: float = Field(600.0, ge=0)  # added to the budget for activeDeadlineSeconds
     pending_timeout_s: float = Field(900.0, gt=0)  # unschedulable / image pull failure -> lost
     creates_per_second: float = Field(5.0, gt=0)  # Job creation rate limit
     poll_interval_s: float = Field(30.0, gt=0)  # fallback list when the watch is quiet
@@ -49,3 +48,14 @@ class KubernetesOptions(PodPlacement):
     rungs: list[RungOverride] = []
     extra_labels: dict[str, str] = {}
     extra_annotations: dict[str, str] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "startup_allowance_s" in data:
+            raise ValueError(
+                "startup_allowance_s was removed: a trial's deadline now counts from when its "
+                "container starts (trials.startup_allowance_s), and time spent queued or pending "
+                "is bounded by trials.queue_timeout_s; delete this field"
+            )
+        return data

@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from controller.backends.base import Backend, Ending, ExitCode, Launch, TrialState
 from controller.backends.local.wrap import FILE_EXIT, FILE_TRAINER, process_start_time
@@ -88,20 +89,20 @@ class LocalBackend(Backend):
     def _folder(self, trial_id: str) -> Path:
         return self.dir / trial_id
 
-    def _read(self, path: Path) -> dict | None:
+    def _read(self, path: Path) -> dict[str, Any] | None:
         try:
             return json.loads(path.read_text())
         except (OSError, ValueError):
             return None
 
-    def _live(self, path: Path) -> dict | None:
+    def _live(self, path: Path) -> dict[str, Any] | None:
         """The pid record at ``path`` if that very process (same start time) still runs."""
         record = self._read(path)
         if record and process_start_time(record["pid"]) == record["start_time"]:
             return record
         return None
 
-    def _alive(self, trial_id: str) -> dict | None:
+    def _alive(self, trial_id: str) -> dict[str, Any] | None:
         """The proc record if its wrapper still runs."""
         child = self._children.get(trial_id)
         if child is not None and child.poll() is not None:  # reap our own exited children
@@ -197,16 +198,21 @@ class LocalBackend(Backend):
         for trial_id in trial_ids:
             # exit.json first: launch() moves an earlier attempt's away, so it is this attempt's
             done = self._read(self._folder(trial_id) / FILE_EXIT)
+            proc = None if done is not None else self._alive(trial_id)
             if done is not None:
+                started, ended = _time(done.get("started_at")), _time(done.get("ended_at"))
                 states[trial_id] = TrialState(
                     trial_id=trial_id,
                     phase="exited",
                     exit_code=done.get("exit_code"),
                     ending=Ending(done.get("ending", Ending.EXITED)),
                     reason=done.get("reason"),
+                    started_at=started,
+                    ended_at=ended,
+                    run_s=_seconds(started, ended),
                 )
-            elif self._alive(trial_id):
-                states[trial_id] = TrialState(trial_id=trial_id, phase="running")
+            elif proc is not None:
+                states[trial_id] = self._running(trial_id, proc)
             elif (self._folder(trial_id) / FILE_CANCELLED).exists():
                 # cancelled before its wrapper could catch SIGTERM (it was still starting)
                 states[trial_id] = TrialState(
@@ -221,6 +227,21 @@ class LocalBackend(Backend):
                 reason = "trial process gone without an exit code" if known else "never started"
                 states[trial_id] = TrialState(trial_id=trial_id, phase="lost", reason=reason)
         return states
+
+    def _running(self, trial_id: str, proc: dict[str, Any]) -> TrialState:
+        """A live wrapper: running since its trainer started. There is no queue on this machine,
+        so in the milliseconds before the wrapper has started this attempt's trainer it counts
+        as running since the wrapper's own start (an earlier attempt's trainer.json does not)."""
+        trainer = self._read(self._folder(trial_id) / FILE_TRAINER) or {}
+        started = _time(trainer.get("started_at"))
+        if started is None or trainer.get("attempt") != proc.get("attempt"):
+            started = _time(proc.get("launched_at")) or datetime.now(UTC)
+        return TrialState(
+            trial_id=trial_id,
+            phase="running",
+            started_at=started,
+            run_s=_seconds(started, datetime.now(UTC)),
+        )
 
     def cancel(self, trial_id: str) -> None:
         proc = self._alive(trial_id)
@@ -240,3 +261,11 @@ class LocalBackend(Backend):
     def close(self) -> None:
         for child in list(self._children.values()):
             child.poll()
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return max(0.0, (end - start).total_seconds()) if start and end else None

@@ -46,14 +46,16 @@ def write_exit(
     ending: Ending,
     reason: str | None,
     attempt: int,
-    started: datetime,
+    started: datetime | None,
 ) -> None:
+    """``started``: when the trainer process started (None: it never did); the attempt's running
+    time is from there to now."""
     record = {
         "exit_code": int(exit_code),
         "ending": ending.value,
         "reason": reason,
         "attempt": attempt,
-        "started_at": started.isoformat(),
+        "started_at": started.isoformat() if started else None,
         "ended_at": datetime.now(UTC).isoformat(),
     }
     atomic_write(folder / FILE_EXIT, json.dumps(record).encode())
@@ -103,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         reason = None
         ending = Ending.EXITED
         code: int
+        trainer_started: datetime | None = None
         child: subprocess.Popen[bytes] | None
         try:
             # The trainer gets its own process group so a deadline or cancel kills all workers.
@@ -119,12 +122,15 @@ def run(args: argparse.Namespace) -> int:
             reason = f"cannot start the trainer: {exc}"
             log.write(f"{reason}\n".encode())
         else:
-            atomic_write(
-                folder / FILE_TRAINER,
-                json.dumps(
-                    {"pid": child.pid, "start_time": process_start_time(child.pid)}
-                ).encode(),
-            )
+            trainer_started = datetime.now(UTC)
+            record = {
+                "pid": child.pid,
+                "start_time": process_start_time(child.pid),
+                "attempt": args.attempt,
+                "started_at": trainer_started.isoformat(),
+            }
+            atomic_write(folder / FILE_TRAINER, json.dumps(record).encode())
+        # the deadline counts the trainer's running time, from its start
         deadline = time.monotonic() + args.deadline if args.deadline else None
         while child is not None:
             try:
@@ -147,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         if problem:
             with log_path.open("a") as text_log:
                 text_log.write(problem + "\n")
-    write_exit(folder, code, ending, reason, args.attempt, started)
+    write_exit(folder, code, ending, reason, args.attempt, trainer_started)
     return 0
 
 
