@@ -180,8 +180,9 @@ def test_deadline_and_cancel(
 ) -> None:
     backend = backends()
     # the Job's backstop (activeDeadlineSeconds = deadline + queue limit = 2 s) ends it
-    slow = backends.launch(SWEEP, "slow", {"x": 1, "sleep": 60}, deadline_s=1.0, queue_timeout_s=1)
-    backend.launch(slow)
+    backend.launch(
+        backends.launch(SWEEP, "slow", {"x": 1, "sleep": 60}, deadline_s=1.0, queue_timeout_s=1)
+    )
     backend.launch(backends.launch(SWEEP, "cancelled", {"x": 1, "sleep": 60}))
     wait_for(lambda: backend.poll(["cancelled"])["cancelled"].phase == "running")
     backend.cancel("cancelled")

@@ -146,7 +146,7 @@ def test_default_job_shape() -> None:
 
 
 def test_the_removed_startup_allowance_is_refused_with_what_to_do() -> None:
-    with pytest.raises(ValueError, match="startup_allowance_s was removed.*queue_timeout_s"):
+    with pytest.raises(ValueError, match=r"startup_allowance_s was removed.*queue_timeout_s"):
         KubernetesOptions.model_validate({"startup_allowance_s": 600})
 
 
