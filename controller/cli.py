@@ -72,9 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if cancel:
             what = "running trials were cancelled (relaunched from their checkpoints)"
         else:
-            what = (
-                "running trials keep running (adopted by the next run; --cancel-running stops them)"
-            )
+            what = "running trials go on (the next run adopts them; --cancel-running stops them)"
         print(f"interrupted: {what}; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
     except (ResumeConflictError, BackendSetupError) as exc:
