@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlparse
 
-from trainer.store.base import NotFound, Store, StoreError, check_key
+from trainer.store.base import AlreadyExists, NotFound, Store, StoreError, check_key
 from trainer.store.file import FileStore, atomic_write
 
 __all__ = [
+    "AlreadyExists",
     "FileStore",
     "NotFound",
     "Store",

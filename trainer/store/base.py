@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -21,6 +22,10 @@ class NotFound(StoreError):  # noqa: N818  (public API name)
     """The object does not exist."""
 
 
+class AlreadyExists(StoreError):  # noqa: N818  (public API name)
+    """``put_new`` found the object there already: someone else created it."""
+
+
 class Store(ABC):
     root: str
 
@@ -36,6 +41,11 @@ class Store(ABC):
         """Write atomically, replacing any existing object."""
 
     @abstractmethod
+    def put_new(self, key: str, data: bytes) -> None:
+        """Create the object only if it does not exist (atomic create-if-absent); raises
+        AlreadyExists otherwise. Two writers racing for one key: exactly one succeeds."""
+
+    @abstractmethod
     def exists(self, key: str) -> bool: ...
 
     @abstractmethod
@@ -45,6 +55,13 @@ class Store(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object; no error if it is absent."""
+
+    def list_after(self, prefix: str, start_after: str) -> builtins.list[str]:
+        """Keys directly in the folder ``prefix`` (not below it) sorting after ``start_after`` (a
+        full key), sorted: the tail of a folder whose keys sort in the order they were written
+        (S3: one request per 1,000 keys, from ``start_after`` on)."""
+        base = prefix.strip("/")
+        return [k for k in self.list(prefix) if k > start_after and "/" not in k[len(base) + 1 :]]
 
     def get_json(self, key: str) -> Any:
         raw = self.get(key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections import Counter
 
 from trainer.store.base import Store
@@ -24,6 +25,11 @@ class CountingStore(Store):
         self.inner.put(key, data)
         self._after_put()
 
+    def put_new(self, key: str, data: bytes) -> None:
+        self.counts["put"] += 1
+        self.inner.put_new(key, data)
+        self._after_put()
+
     def exists(self, key: str) -> bool:
         self.counts["exists"] += 1
         return self.inner.exists(key)
@@ -35,6 +41,10 @@ class CountingStore(Store):
     def delete(self, key: str) -> None:
         self.counts["delete"] += 1
         self.inner.delete(key)
+
+    def list_after(self, prefix: str, start_after: str) -> builtins.list[str]:
+        self.counts["list"] += 1
+        return self.inner.list_after(prefix, start_after)
 
     def total(self) -> int:
         return sum(self.counts.values())

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import builtins
+import os
+import tempfile
 from pathlib import Path
 
-from trainer.store.base import NotFound, Store, StoreError, atomic_write, check_key
+from trainer.store.base import AlreadyExists, NotFound, Store, StoreError, atomic_write, check_key
 
 
 def _is_temp(path: Path) -> bool:
@@ -39,6 +42,27 @@ class FileStore(Store):
         except OSError as exc:
             raise StoreError(f"{self.url(key)}: cannot write ({exc.strerror or exc})") from exc
 
+    def put_new(self, key: str, data: bytes) -> None:
+        """Written whole to a temporary file, then hard-linked to its name: link(2) fails if the
+        name exists, so creation is atomic and exclusive (also on NFS, unlike O_EXCL on old
+        clients)."""
+        path = self._path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.link(tmp, path)
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        except FileExistsError:
+            raise AlreadyExists(f"{self.url(key)}: already exists") from None
+        except OSError as exc:
+            raise StoreError(f"{self.url(key)}: cannot write ({exc.strerror or exc})") from exc
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -58,3 +82,16 @@ class FileStore(Store):
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def list_after(self, prefix: str, start_after: str) -> builtins.list[str]:
+        """One folder's files only (not recursive), by name: what a journal's tail needs."""
+        base = self._path(prefix)
+        if not base.is_dir():
+            return []
+        rel = base.relative_to(self.dir).as_posix()
+        keys = (
+            f"{rel}/{entry.name}" if rel != "." else entry.name
+            for entry in os.scandir(base)
+            if entry.is_file() and not _is_temp(Path(entry.name))
+        )
+        return sorted(k for k in keys if k > start_after)

@@ -8,18 +8,27 @@ Not reachable from a URL: ``open_store`` knows nothing of it; pass the object it
 
 from __future__ import annotations
 
+import builtins
 import threading
 
-from trainer.store.base import NotFound, Store, check_key
+from trainer.store.base import AlreadyExists, NotFound, Store, check_key
 
 
 class MemoryStore(Store):
-    """Objects in a dict; thread-safe; a put replaces the whole object at once (atomic)."""
+    """Objects in a dict; thread-safe; a put replaces the whole object at once (atomic). Each
+    folder's direct children are indexed, so ``list_after`` (a journal's tail, an inbox) costs
+    what the folder holds, not what the whole store holds."""
 
     def __init__(self, name: str = "sim") -> None:
         self.root = f"memory://{name}"
         self._objects: dict[str, bytes] = {}
+        self._children: dict[str, set[str]] = {}  # folder -> keys directly in it
         self._lock = threading.Lock()
+
+    def _store(self, k: str, blob: bytes) -> None:
+        if k not in self._objects:
+            self._children.setdefault(k.rpartition("/")[0], set()).add(k)
+        self._objects[k] = blob
 
     def _key(self, key: str) -> str:
         k = check_key(key, self.url(key))
@@ -38,7 +47,14 @@ class MemoryStore(Store):
     def put(self, key: str, data: bytes) -> None:
         k, blob = self._key(key), bytes(data)
         with self._lock:
-            self._objects[k] = blob
+            self._store(k, blob)
+
+    def put_new(self, key: str, data: bytes) -> None:
+        k, blob = self._key(key), bytes(data)
+        with self._lock:
+            if k in self._objects:
+                raise AlreadyExists(f"{self.url(k)}: already exists")
+            self._store(k, blob)
 
     def exists(self, key: str) -> bool:
         k = self._key(key)
@@ -58,4 +74,11 @@ class MemoryStore(Store):
     def delete(self, key: str) -> None:
         k = self._key(key)
         with self._lock:
-            self._objects.pop(k, None)
+            if self._objects.pop(k, None) is not None:
+                self._children[k.rpartition("/")[0]].discard(k)
+
+    def list_after(self, prefix: str, start_after: str) -> builtins.list[str]:
+        folder = self._key(prefix)
+        with self._lock:
+            keys = [k for k in self._children.get(folder, ()) if k > start_after]
+        return sorted(keys)

@@ -10,6 +10,7 @@ and then fails with a StoreError naming the endpoint.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import tempfile
@@ -35,7 +36,7 @@ from botocore.exceptions import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainer.store.base import NotFound, Store, StoreError, check_key
+from trainer.store.base import AlreadyExists, NotFound, Store, StoreError, check_key
 
 log = logging.getLogger("kubohb.store")
 T = TypeVar("T")
@@ -48,6 +49,14 @@ ENV_UNREACHABLE_RETRY_S = "KUBOHB_STORE_UNREACHABLE_RETRY_S"
 _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
 _DENIED = {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "403", "Forbidden"}
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
+
+
+class _ConditionalError(StoreError):
+    """A conditional PutObject was refused (the object exists, or a racing write holds it)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 class S3Options(BaseModel):
@@ -193,6 +202,8 @@ class S3Store(Store):
                 f"{url}: access denied ({code}) on {what}: check the credentials "
                 "(AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE) and the bucket's policy"
             )
+        if code in ("PreconditionFailed", "ConditionalRequestConflict") or status == 412:
+            return _ConditionalError(code)
         if code in _MISSING_KEY or status == 404:
             # HEAD answers a bare 404 for a missing bucket too: tell the two apart once.
             if not self._bucket_exists(url):
@@ -238,6 +249,21 @@ class S3Store(Store):
             lambda: self._client.put_object(Bucket=self.bucket, Key=obj_key, Body=data),
         )
 
+    def put_new(self, key: str, data: bytes) -> None:
+        """PutObject with ``If-None-Match: *`` (AWS S3 since 2024, MinIO, moto...): 412 when the
+        object exists, 409 when a concurrent conditional write to it is in flight."""
+        obj_key = self._key(key)
+        try:
+            self._call(
+                "PutObject",
+                key,
+                lambda: self._client.put_object(
+                    Bucket=self.bucket, Key=obj_key, Body=data, IfNoneMatch="*"
+                ),
+            )
+        except _ConditionalError as exc:
+            raise AlreadyExists(f"{self.url(key)}: already exists ({exc.code})") from None
+
     def exists(self, key: str) -> bool:
         obj_key = self._key(key)
         try:
@@ -269,6 +295,26 @@ class S3Store(Store):
 
     def list(self, prefix: str = "") -> list[str]:
         return list(self.list_sizes(prefix))
+
+    def list_after(self, prefix: str, start_after: str) -> builtins.list[str]:
+        base = self._key(prefix).rstrip("/") if prefix.strip("/") else self.prefix
+        s3_prefix = f"{base}/" if base else ""
+        start = self._key(start_after) if start_after else ""
+
+        def scan() -> builtins.list[str]:
+            keys: builtins.list[str] = []
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket,
+                Prefix=s3_prefix,
+                Delimiter="/",  # the folder's own objects, as FileStore.list_after
+                StartAfter=start,
+                PaginationConfig={"PageSize": self.options.list_page_size},
+            )
+            for page in pages:
+                keys.extend(self._rel(o["Key"]) for o in page.get("Contents", []))
+            return keys
+
+        return [k for k in self._call("ListObjectsV2", prefix, scan) if not k.endswith("/")]
 
     def delete(self, key: str) -> None:
         obj_key = self._key(key)
