@@ -138,3 +138,36 @@ PROBLEMS: dict[str, Any] = {
 def zela_timing_loss(vector: np.ndarray) -> float:
     """A smooth synthetic loss on the [0, 1] encoding, for the ask+tell timing runs."""
     return float(np.sum((np.nan_to_num(vector, nan=0.5) - 0.3) ** 2))
+
+
+@dataclass(frozen=True)
+class HartmannSeconds:
+    """A learning-curve surrogate for a seconds budget, on MF-Hartmann-6 (``benchmarks/simulate``).
+
+    A budget of ``b`` training seconds in [min_budget, max_budget] (the BOHB paper's 400 s .. 3 h)
+    is MFHartmann6's fidelity ``z = 100 b / max_budget`` (400 s -> 100/27, 10800 s -> 100), so the
+    curve, its bias and its noise are MFHartmann6's at that fidelity. A trial's loss must lie in
+    [0, 1] (the trial contract), so the value is squashed by the increasing map
+    ``loss = clip((value + 3.5) / 4, 0, 1)`` (MFHartmann6's values lie in about [-3.33, 0.4]; the
+    clip never binds in practice). ``regret`` is MFHartmann6's noise-free regret at full fidelity,
+    on the original scale (H6(x) - f*)."""
+
+    min_budget: float = 400.0
+    max_budget: float = 10800.0
+    name: str = "hartmann6_seconds"
+    base: MFHartmann6 = MFHartmann6()
+
+    @property
+    def parameters(self) -> list[dict[str, Any]]:
+        return self.base.parameters
+
+    def fidelity(self, budget: float) -> float:
+        """MFHartmann6's fidelity z of a seconds budget."""
+        return self.base.max_budget * float(budget) / self.max_budget
+
+    def loss(self, config: dict[str, Any], budget: float, rng: np.random.Generator) -> float:
+        value = self.base.loss(config, self.fidelity(budget), rng)
+        return min(1.0, max(0.0, (value + 3.5) / 4.0))
+
+    def regret(self, config: dict[str, Any]) -> float:
+        return self.base.regret(config)

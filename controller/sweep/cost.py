@@ -1,10 +1,18 @@
 """Cost accounting and cap checks: pure functions, no I/O, no clock.
 
-The unit is the device-second: a trial's run time x its devices. A CPU-only trial counts as one
-device, so ``max_gpu_hours`` also bounds CPU sweeps (and the tests, which have no GPU, prove it).
-A running trial is charged its elapsed time, clamped to its deadline (the backend kills it there);
-a launch is allowed only when the worst case of every running trial plus the new one's fits the
-cap, so the accounted total can never pass a cap.
+The unit is the device-second: a trial's *running* time x its devices. A CPU-only trial counts as
+one device, so ``max_gpu_hours`` also bounds CPU sweeps (and the tests, which have no GPU, prove
+it). A running trial is charged its elapsed running time, clamped to its deadline (it is killed
+there).
+
+Each launched attempt *holds* part of a cap: its reservation (its expected running time, the
+budget plus the startup allowance, ``SweepSpec.reserve_s``), or what it has used if that is more.
+A launch is allowed when what is spent, plus what every launched attempt holds, plus the new one's
+reservation fits the cap. Reserving the deadline instead (twice the budget, a hang guard) left
+half of a capped cluster idle long before the cap was reached (docs/benchmarks.md, "Cluster
+time"). An attempt may overrun its reservation, up to its deadline; when the accounted total then
+reaches a cap, the loop cancels the running attempts at once (CANCELLED, resumable), so a cap is
+passed by at most what accrues between two polls.
 """
 
 from __future__ import annotations
@@ -62,11 +70,23 @@ def money(device_s: float, gpu_hour_price: float) -> float:
 
 @dataclass(frozen=True)
 class Running:
-    """One running attempt, as the cost logic sees it."""
+    """One launched attempt (queued or running), as the cost logic sees it."""
 
-    elapsed_s: float
+    elapsed_s: float  # running seconds so far (0 while queued)
     deadline_s: float
     gpus: int
+    reserve_s: float | None = None  # its expected running seconds; None = its deadline
+
+
+def reservation(reserve_s: float | None, deadline_s: float) -> float:
+    """Running seconds a cap reserves for an attempt: its expectation, never past its deadline."""
+    return deadline_s if reserve_s is None else min(reserve_s, deadline_s)
+
+
+def held(r: Running) -> float:
+    """Device-seconds a cap holds for a launched attempt: its reservation, or more once used."""
+    reserved = reservation(r.reserve_s, r.deadline_s) * devices(r.gpus)
+    return max(charge(r.elapsed_s, r.deadline_s, r.gpus), reserved)
 
 
 def accounted(spent_s: float, running: Iterable[Running]) -> float:
@@ -75,18 +95,18 @@ def accounted(spent_s: float, running: Iterable[Running]) -> float:
 
 
 def committed(spent_s: float, running: Iterable[Running]) -> float:
-    """Device-seconds if every running attempt ran to its deadline."""
-    return spent_s + sum(worst_case(r.deadline_s, r.gpus) for r in running)
+    """Device-seconds spent plus what every launched attempt holds."""
+    return spent_s + sum(held(r) for r in running)
 
 
 def can_launch(
-    caps: Caps, spent_s: float, running: Iterable[Running], deadline_s: float, gpus: int
+    caps: Caps, spent_s: float, running: Iterable[Running], reserve_s: float, gpus: int
 ) -> bool:
-    """Whether a new attempt fits under every cap even if everything runs to its deadline."""
+    """Whether a new attempt's reservation fits under every cap beside what is held already."""
     limit = caps.limit_s()
     if limit is None:
         return True
-    return committed(spent_s, running) + worst_case(deadline_s, gpus) <= limit
+    return committed(spent_s, running) + reserve_s * devices(gpus) <= limit
 
 
 def cap_hit(caps: Caps, spent_s: float, running: Iterable[Running]) -> CapReason | None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from controller import log
 from controller.backends.base import Backend, Clock, Ending, ExitCode, Launch, TrialState, WallClock
@@ -212,11 +212,23 @@ class Scheduler:
             )
 
     def _wake_at(self) -> datetime | None:
-        """The earliest moment a time rule of the loop could fire (for a virtual clock)."""
+        """The earliest moment a time rule of the loop could fire (for a virtual clock): an
+        attempt's deadline or queue limit, the sweep's deadline, a cap reached by the spend."""
         limit = self.spec.trials.queue_timeout_s
-        times = [timing.next_check(t, DEADLINE_SLACK_S, limit) for t in self._open_in("RUNNING")]
+        running = self._open_in("RUNNING")
+        times = [timing.next_check(t, DEADLINE_SLACK_S, limit) for t in running]
         if self.deadline is not None:
             times.append(self.deadline)
+        cap = self.caps.limit_s()
+        if cap is not None:
+            now = self.clock.now()
+            costs = [running_cost(t, now) for t in running]
+            rate = sum(
+                cost.devices(c.gpus) for c, t in zip(costs, running, strict=True) if t.started_at
+            )
+            left = cap - cost.accounted(self.state.gpu_seconds, costs)
+            if rate > 0:
+                times.append(now + timedelta(seconds=max(0.0, left / rate)))
         return min((x for x in times if x is not None), default=None)
 
     def _read_result(self, t: TrialRecord) -> TrialResult | str | None:
@@ -327,18 +339,23 @@ class Scheduler:
         log.event("sweep.stopped", sweep=self.state.sweep, reason=reason)
 
     # -- launching --------------------------------------------------------------------------
-    def _next_candidate(self, now: datetime, waiting: list[TrialRecord]) -> TrialRecord | None:
+    def _next_candidate(
+        self, now: datetime, waiting: list[TrialRecord], *, may_ask: bool
+    ) -> TrialRecord | None:
         """The first of ``waiting`` (LOST trials to retry, then CANCELLED ones, then trials handed
-        out but never launched), or else a new one from BOHB."""
+        out but never launched), or else, when ``may_ask``, a new one from BOHB."""
         if waiting:
             t = waiting.pop(0)
             # A new attempt runs as the spec says now (trials.* and trainer.resources may have
             # changed on resume): its deadline and devices are what the caps must check.
             t.deadline_s = self.spec.deadline_s(t.budget)
+            t.reserve_s = self.spec.reserve_s(t.budget)
             t.gpus = self.spec.trainer.resources.gpus
             return t
         max_trials = self.spec.stop.max_trials
         if max_trials is not None and len(self.state.trials) >= max_trials:
+            return None
+        if not may_ask:
             return None
         suggestion = self.bohb.ask()
         self.bohb_dirty = True  # even a None may have opened an iteration
@@ -354,6 +371,7 @@ class Scheduler:
             model_based=bool(suggestion.model_based),
             gpus=self.spec.trainer.resources.gpus,
             deadline_s=self.spec.deadline_s(float(suggestion.budget)),
+            reserve_s=self.spec.reserve_s(float(suggestion.budget)),
             created_at=now,
         )
         self.state.trials[t.trial_id] = t
@@ -367,22 +385,28 @@ class Scheduler:
         # scanned once per tick
         waiting = self._open_in("LOST") + self._open_in("CANCELLED") + self._open_in("PENDING")
         batch: list[TrialRecord] = []
+        # Trials that do not fit a cap now stay waiting, keep their place, and do not block
+        # the ones behind them; BOHB is asked for more only while fewer than `parallelism`
+        # trials wait like that (a bounded look-ahead, never an unbounded pile of asks).
+        pending = {t.trial_id for t in waiting if t.state == "PENDING"}
         blocked = False
         while active + len(batch) < self.parallelism:
-            t = self._next_candidate(now, waiting)
+            t = self._next_candidate(now, waiting, may_ask=len(pending) < self.parallelism)
             if t is None:
                 break
             # trials.max_attempts may have been lowered on resume since this trial was lost
             if t.state == "LOST" and self._fail_if_out_of_attempts(t, t.error, now):
                 continue
-            if not cost.can_launch(
-                self.caps, self.state.gpu_seconds, running, t.deadline_s, t.gpus
-            ):
+            reserve = cost.reservation(t.reserve_s, t.deadline_s)
+            if not cost.can_launch(self.caps, self.state.gpu_seconds, running, reserve, t.gpus):
                 blocked = True  # it stays PENDING / LOST until running trials free the budget
-                break
+                if t.state == "PENDING":
+                    pending.add(t.trial_id)
+                continue
+            pending.discard(t.trial_id)
             t.state, t.attempts, t.launched_at, t.ended_at = "LAUNCHED", t.attempts + 1, now, None
             t.started_at, t.run_s = None, 0.0
-            running.append(cost.Running(0.0, t.deadline_s, t.gpus))
+            running.append(cost.Running(0.0, t.deadline_s, t.gpus, t.reserve_s))
             batch.append(t)
         if batch:
             self._save()  # recorded before anything is launched: see the module docstring

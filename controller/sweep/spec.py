@@ -98,6 +98,8 @@ class BohbKnobs(_Spec):
     # is promoted as soon as it ranks in the top 1/eta of its stage's results (ASHA, docs/bohb.md)
     promotion: Literal["sync", "async"] | None = None
     faithful_kde: bool | None = None  # HpBandSter's exact KDE quirks (slower); see bohb.py
+    # KDE fitted on at most this many results per budget (docs/bohb.md deviation 15); unset = 2048
+    max_model_points: int | None = Field(None, ge=1)
 
     def knobs(self) -> dict[str, Any]:
         return self.model_dump(exclude={"seed"}, exclude_none=True)
@@ -289,6 +291,14 @@ class SweepSpec(_Spec):
         seconds = budget if self.budget.unit == "seconds" else budget * policy.seconds_per_epoch
         return math.ceil(seconds * policy.timeout_factor + policy.startup_allowance_s)
 
+    def reserve_s(self, budget: float) -> float:
+        """Expected running seconds of one attempt — the budget (one epoch counting
+        seconds_per_epoch) plus the startup allowance, at most the deadline: what a cost cap
+        reserves for it at launch (``cost.py``)."""
+        policy = self.trials
+        seconds = budget if self.budget.unit == "seconds" else budget * policy.seconds_per_epoch
+        return min(seconds + policy.startup_allowance_s, self.deadline_s(budget))
+
 
 def check_feasible(spec: SweepSpec) -> list[str]:
     """Limits that no trial can meet: a sweep that would stop before its first trial."""
@@ -303,14 +313,15 @@ def check_feasible(spec: SweepSpec) -> list[str]:
         )
     from controller.sweep.cost import Caps, worst_case
 
-    smallest = worst_case(spec.deadline_s(spec.budget.min), spec.trainer.resources.gpus)
+    smallest = worst_case(spec.reserve_s(spec.budget.min), spec.trainer.resources.gpus)
     caps = Caps(stop.max_gpu_hours, stop.max_cost, stop.gpu_hour_price)
     limit = caps.limit_s()
     if limit is not None and smallest > limit:
         errors.append(
             f"stop.{caps.binding()}: even one trial at the smallest budget may use "
-            f"{smallest / 3600:.4g} device-hours (its deadline x devices), more than the cap "
-            f"allows ({limit / 3600:.4g}); raise the cap or lower trials.* deadlines"
+            f"{smallest / 3600:.4g} device-hours (its budget and startup allowance x devices), "
+            f"more than the cap allows ({limit / 3600:.4g}); raise the cap or lower the budget "
+            "or trials.startup_allowance_s"
         )
     return errors
 

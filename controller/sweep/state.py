@@ -63,6 +63,7 @@ class TrialRecord(BaseModel):
     cancels: int = 0  # attempts a sweep stop cancelled: relaunched, not counted as lost
     gpus: int = 0
     deadline_s: float  # worst-case running seconds of one attempt
+    reserve_s: float | None = None  # expected running seconds, what a cap reserves (None: deadline)
     created_at: datetime
     launched_at: datetime | None = None  # when the current (or last) attempt was handed out
     # The backend's view of the current attempt: when its running period began (None while it
@@ -86,6 +87,7 @@ class SweepState(BaseModel):
 
     version: int = STATE_VERSION
     sweep: str
+    seq: int = 0  # the journal position this state includes (controller/sweep/journal.py)
     started_at: datetime
     updated_at: datetime
     status: SweepStatus = "running"

@@ -69,7 +69,7 @@ def incumbent(state: SweepState) -> dict[str, Any] | None:
 def running_cost(t: TrialRecord, now: datetime) -> cost.Running:
     """An open attempt as the cost logic sees it (the scheduler's caps and `kubohb status`): its
     running time so far, never the time it waited queued or pending."""
-    return cost.Running(timing.running_s(t, now), t.deadline_s, t.gpus)
+    return cost.Running(timing.running_s(t, now), t.deadline_s, t.gpus, t.reserve_s)
 
 
 def jsonable(value: Any) -> Any:

@@ -86,3 +86,66 @@ def test_cap_hit_when_accounted_reaches_the_limit() -> None:
     caps = cost.Caps(max_cost=1.0, gpu_hour_price=1.0)
     assert cost.cap_hit(caps, 3599, []) is None
     assert cost.cap_hit(caps, 3000, [cost.Running(600, 900, 0)]) == "max_cost"
+
+
+@settings(max_examples=200)
+@given(
+    cap_h=st.floats(min_value=0.01, max_value=5),
+    trials=st.lists(
+        st.tuples(deadlines, gpus, st.floats(0.05, 1.0), st.floats(0, 1.5)), min_size=1, max_size=60
+    ),
+    parallel=st.integers(min_value=1, max_value=8),
+)
+def test_reserving_less_than_the_deadline_with_cancel_at_the_cap_never_overspends(
+    cap_h: float, trials: list[tuple[float, int, float, float]], parallel: int
+) -> None:
+    """Attempts reserve a share of their deadline and run any fraction of (or past) it; the loop
+    cancels every running attempt the moment the accounted total reaches the cap. What is spent
+    never passes the cap (here in continuous time; the loop checks once per poll)."""
+    caps = cost.Caps(max_gpu_hours=cap_h)
+    limit = cap_h * 3600 * (1 + 1e-9) + 1e-6
+    spent, clock = 0.0, 0.0
+    queue = list(trials)
+    running: list[tuple[cost.Running, float, float]] = []  # (attempt, start, run length)
+
+    def live() -> list[cost.Running]:
+        return [cost.Running(clock - s, r.deadline_s, r.gpus, r.reserve_s) for r, s, _ in running]
+
+    while queue or running:
+        while queue and len(running) < parallel:
+            deadline, n, share, fraction = queue[0]
+            if not cost.can_launch(caps, spent, live(), share * deadline, n):
+                break
+            queue.pop(0)
+            running.append(
+                (cost.Running(0.0, deadline, n, share * deadline), clock, fraction * deadline)
+            )
+        if not running:
+            break
+        # the next event: the first attempt to end, or the moment the total reaches the cap
+        # (every running attempt below its deadline accrues its devices per second)
+        end = min(s + min(length, r.deadline_s) for r, s, length in running)
+        rate = sum(cost.devices(r.gpus) for r, s, _ in running if clock - s < r.deadline_s)
+        to_cap = (cap_h * 3600 - cost.accounted(spent, live())) / rate if rate else float("inf")
+        if clock + to_cap < end:  # the cap first: cancel everything, charged what it ran
+            clock += max(0.0, to_cap)
+            spent = cost.accounted(spent, live())
+            running.clear()
+            break
+        clock = end
+        for item in [x for x in running if x[1] + min(x[2], x[0].deadline_s) <= clock]:
+            r, s, _ = item
+            spent += cost.charge(clock - s, r.deadline_s, r.gpus)
+            running.remove(item)
+        assert spent <= limit
+    assert spent <= limit
+
+
+def test_an_attempt_holds_its_reservation_or_what_it_used() -> None:
+    assert cost.held(cost.Running(0, 100, 0, 40)) == 40
+    assert cost.held(cost.Running(70, 100, 2, 40)) == 140  # overran its reservation
+    assert cost.held(cost.Running(0, 100, 0)) == 100  # no reservation: its deadline
+    assert cost.held(cost.Running(0, 100, 0, 500)) == 100  # never more than the deadline
+    caps = cost.Caps(max_gpu_hours=1)
+    assert cost.can_launch(caps, 3000, [cost.Running(0, 1000, 0, 300)], 300, 0)
+    assert not cost.can_launch(caps, 3000, [cost.Running(0, 1000, 0, 301)], 300, 0)

@@ -93,11 +93,18 @@ def test_a_trial_waits_for_budget_instead_of_overspending(tmp_path: Path) -> Non
     assert isinstance(backend, Scripted)
     s.tick()
     states = [t.state for t in s.state.trials.values()]
-    assert states == ["RUNNING", "PENDING"]
+    # the held trial does not block the ones behind it: BOHB is asked ahead, at most
+    # `parallelism` trials waiting (here both wait too: they are the same size)
+    assert states == ["RUNNING", "PENDING", "PENDING"]
     backend.finish("it0-c0-r0")
     s.tick()  # the result frees the reservation: the held trial launches (not a new one)
     assert s.state.trials["it0-c1-r0"].state == "RUNNING"
-    assert [t.state for t in s.state.trials.values()] == ["SUCCEEDED", "RUNNING", "PENDING"]
+    assert [t.state for t in s.state.trials.values()] == [
+        "SUCCEEDED",
+        "RUNNING",
+        "PENDING",
+        "PENDING",  # asked ahead again: two wait, as many as `parallelism`
+    ]
     assert s.state.gpu_seconds <= 15
 
 
