@@ -89,7 +89,7 @@ def run_controller(root: Path, running: int, trials: int) -> dict[str, float]:
     inner = FileStore(root)
     store = TrainerSide(inner)
     backend = FakeBackend(inner, spec.name)
-    state, bohb = load_or_create(spec, "", store)
+    state, bohb, journal = load_or_create(spec, "", store)
     # per tick: (trials running when it began, controller GETs during it, trials finished by then)
     ticks: list[tuple[int, int, int]] = []
     last = {"running": 0, "gets": 0}
@@ -100,8 +100,9 @@ def run_controller(root: Path, running: int, trials: int) -> dict[str, float]:
         ticks.append((last["running"], gets - last["gets"], done))
         last["running"], last["gets"] = len(s.in_phase("RUNNING")), gets
 
+    no_sleep = WallClock(sleep_fn=lambda _: None)
     scheduler = Scheduler(
-        spec, store, backend, bohb, state, on_tick=on_tick, clock=WallClock(sleep_fn=lambda _: None)
+        spec, store, backend, bohb, state, on_tick=on_tick, clock=no_sleep, journal=journal
     )
     cpu0, wall0 = time.process_time(), time.perf_counter()
     scheduler.run()

@@ -100,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from controller.sweep.state import load_state
+    from controller.sweep.journal import load_state
     from controller.sweep.status import render, summarize
     from trainer.store import StoreError, open_store
 

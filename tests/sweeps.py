@@ -74,12 +74,17 @@ def kubohb(
 
 
 def kill_run(
-    sweep: Path, writes: int, env: dict[str, str] | None = None, timeout: float = 240
+    sweep: Path,
+    writes: int,
+    env: dict[str, str] | None = None,
+    timeout: float = 240,
+    compact_bytes: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``kubohb run SWEEP --json`` in a fresh process that SIGKILLs itself after ``writes`` store
-    writes (tests/controller/kill_run.py)."""
+    writes (tests/controller/kill_run.py); ``compact_bytes``: compact the journal that often."""
+    extra = [] if compact_bytes is None else [str(compact_bytes)]
     return subprocess.run(
-        [sys.executable, "-m", "tests.controller.kill_run", str(sweep), str(writes)],
+        [sys.executable, "-m", "tests.controller.kill_run", str(sweep), str(writes), *extra],
         cwd=REPO,
         env={**os.environ, **(env or {})},
         capture_output=True,
@@ -97,7 +102,14 @@ def run_json(sweep: Path, env: dict[str, str] | None = None) -> tuple[int, dict[
 
 
 def read_state(store_dir: Path, sweep: str) -> dict[str, Any]:
-    return json.loads((store_dir / sweep / "state.json").read_text())
+    """The sweep's state as the controller left it in a file store: the snapshot rolled forward
+    through the journal (state.json alone is behind between compactions), as JSON."""
+    from controller.sweep.journal import load_state
+    from trainer.store import FileStore
+
+    state = load_state(FileStore(store_dir), sweep)
+    assert state is not None, f"no state of sweep {sweep} in {store_dir}"
+    return dict(json.loads(state.model_dump_json()))
 
 
 def invocations(path: Path) -> dict[str, int]:

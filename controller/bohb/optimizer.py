@@ -135,20 +135,46 @@ class BOHB:
         self._trials: dict[str, tuple[int, int, int]] = {}  # trial id -> (iteration, index, rung)
         self._pending: dict[str, None] = {}  # asked, not told; insertion order = ask order
         self._best: dict[int, dict[str, Any]] = {}  # rung -> best finite result there
+        self._ops: list[dict[str, Any]] = []  # asks and tells since the last take_ops()
+        self._replayed: tuple[dict[str, Any], bool] | None = None  # a logged sample, in replay
 
     # ---- ask / tell ----------------------------------------------------------------------------
     def ask(self) -> Suggestion | None:
+        suggestion = self._ask()
+        # An ask that hands out nothing is not logged: it never opens an iteration (a new one
+        # always emits) and draws nothing; the results it may process (a stage's promotions) are
+        # processed the same way by the next ask, since no result of that iteration can arrive
+        # in between. So a finished sweep run again logs (and writes) nothing.
+        if suggestion is not None:
+            self._ops.append(
+                {
+                    "ask": suggestion.trial_id,
+                    "max": self.max_iterations,
+                    "config": suggestion.config,
+                    "model_based": suggestion.model_based,
+                    "rng": self._rng.bit_generator.state,
+                }
+            )
+        return suggestion
+
+    def _ask(self) -> Suggestion | None:
         while True:
             for it in self._iterations:
                 if it.is_finished:
                     continue
-                run = it.next_run(lambda: self._gen.propose(self._rng))
+                run = it.next_run(self._sample)
                 if run is not None:
                     return self._suggest(it, run.index, run.stage)
             if self.max_iterations is not None and len(self._iterations) >= self.max_iterations:
                 return None
             # No active iteration can emit: open the next one (it always can).
             self._iterations.append(self._new_iteration(len(self._iterations), None))
+
+    def _sample(self) -> tuple[dict[str, Any], bool]:
+        if self._replayed is not None:  # replaying a logged ask: its config, no model, no rng
+            sample, self._replayed = self._replayed, None
+            return sample
+        return self._gen.propose(self._rng)
 
     def _new_iteration(self, iteration: int, state: dict[str, Any] | None) -> Iteration:
         """Iteration ``iteration`` of the promotion mode: new, or restored from ``state``."""
@@ -181,6 +207,11 @@ class BOHB:
 
     def tell(self, trial_id: str, loss: float | None) -> None:
         """Report a result; None, NaN or +-inf mean the run failed (never promoted)."""
+        self._tell(trial_id, loss)  # validates loss: None or a number from here on
+        value = float(loss) if loss is not None and math.isfinite(loss) else None
+        self._ops.append({"tell": trial_id, "loss": value})
+
+    def _tell(self, trial_id: str, loss: float | None) -> None:
         if trial_id not in self._trials:
             raise UnknownTrial(f"trial {trial_id!r} was never suggested by this optimiser")
         if trial_id not in self._pending:
@@ -203,6 +234,40 @@ class BOHB:
                 "budget": self.budgets[rung],
                 "loss": value,
             }
+
+    # ---- the log of asks and tells (a journal's record of the optimiser) -----------------------
+    def take_ops(self) -> list[dict[str, Any]]:
+        """The asks and tells since the last call, in order, JSON-able; the log is emptied.
+
+        A log replayed on the state the optimiser had before it (``replay``) gives the same
+        state: each ask that handed out a trial carries its trial id, config and model flag, the
+        iteration limit it ran under, and the generator's state after it."""
+        ops, self._ops = self._ops, []
+        return ops
+
+    def replay(self, ops: list[dict[str, Any]]) -> None:
+        """Apply a log of ``take_ops`` to this state, without sampling or fitting anything: each
+        ask runs the same successive-halving logic with its logged config. Raises ValueError when
+        the log does not fit this state (another sweep's, or a damaged journal)."""
+        limit = self.max_iterations
+        try:
+            for n, op in enumerate(ops):
+                if "tell" in op:
+                    self._tell(op["tell"], op["loss"])
+                    continue
+                self.max_iterations = op["max"]
+                self._replayed = (dict(op["config"]), bool(op["model_based"]))
+                got = self._ask()
+                self._replayed = None
+                if got is None or got.trial_id != op["ask"]:
+                    raise ValueError(
+                        f"replay of the optimiser's log diverged at op {n}: it handed out "
+                        f"{got.trial_id if got else None!r} where the log says {op['ask']!r}"
+                    )
+                self._rng.bit_generator.state = op["rng"]
+        finally:
+            self.max_iterations = limit
+            self._replayed = None
 
     # ---- views ---------------------------------------------------------------------------------
     def pending(self) -> list[str]:

@@ -11,16 +11,16 @@ from controller.backends.base import Backend, WallClock
 from controller.bohb import BOHB
 from controller.sweep import cost
 from controller.sweep.backend import make_backend
+from controller.sweep.journal import Journal, journal_prefix, load
 from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import SpecError, SweepSpec, parse_sweep
 from controller.sweep.state import (
     EXIT_BY_REASON,
     FILE_SPEC,
     SweepState,
-    load_state,
     utcnow,
 )
-from trainer.store import NotFound, Store, open_store
+from trainer.store import NotFound, Store, StoreError, open_store
 
 
 class ResumeConflictError(ValueError):
@@ -65,8 +65,9 @@ def _search(bohb_state: dict) -> tuple:
 
 def load_or_create(
     spec: SweepSpec, spec_text: str, store: Store, now: datetime | None = None
-) -> tuple[SweepState, BOHB]:
-    """The sweep's state and optimiser: resumed from state.json, or new (spec.yaml written) and
+) -> tuple[SweepState, BOHB, Journal]:
+    """The sweep's state, optimiser and journal: resumed from the store (snapshot + journal,
+    BOHB rebuilt by replaying its log), or new (spec.yaml and the first snapshot written) and
     started at ``now`` (the loop's clock; default the wall clock)."""
     key = f"{spec.name}/{FILE_SPEC}"
     try:
@@ -87,21 +88,40 @@ def load_or_create(
             ) from None
         if old.identity() != spec.identity():
             raise conflict
-    state = load_state(store, spec.name)
+    loaded = load(store, spec.name)
+    state = loaded.state if loaded is not None else None
     if old_text is None:
         # spec.yaml lost beside a state.json: BOHB's snapshot still says what it searched
         if state is not None and _search(state.bohb) != _search(new_bohb(spec).state_dict()):
             raise conflict
         store.put(key, spec_text.encode())
-    if state is not None:
+    if loaded is not None and state is not None:
         bohb = BOHB.from_state_dict(state.bohb)
+        try:
+            bohb.replay(loaded.ops)
+        except (KeyError, ValueError) as exc:
+            raise StoreError(
+                f"{store.url(journal_prefix(spec.name))}: the journal does not replay on the "
+                f"snapshot's optimiser state ({exc}); the store was edited by hand?"
+            ) from None
+        # what the store holds, before the changes of this run's spec below
+        journal = Journal(
+            store, state, snapshot_bytes=loaded.snapshot_bytes, tail_bytes=loaded.tail_bytes
+        )
         # The stop section may change on resume: the snapshot holds the old values.
         bohb.max_iterations = spec.stop.max_iterations
         state.gpu_hour_price = spec.stop.gpu_hour_price
         state.cost = cost.money(state.gpu_seconds, state.gpu_hour_price)
         done = sum(t.done for t in state.trials.values())
-        log.event("sweep.resumed", sweep=spec.name, trials=len(state.trials), done=done)
-        return state, bohb
+        log.event(
+            "sweep.resumed",
+            sweep=spec.name,
+            trials=len(state.trials),
+            done=done,
+            journal_entries=state.seq,
+            replayed=len(loaded.ops),
+        )
+        return state, bohb, journal
     bohb = new_bohb(spec)
     now = now or utcnow()
     state = SweepState(
@@ -112,8 +132,9 @@ def load_or_create(
         budgets=list(bohb.budgets),
         gpu_hour_price=spec.stop.gpu_hour_price,
     )
+    journal = Journal.start(store, state)
     log.event("sweep.started", sweep=spec.name, budgets=list(bohb.budgets), store=store.root)
-    return state, bohb
+    return state, bohb, journal
 
 
 def run_sweep(
@@ -135,7 +156,7 @@ def run_sweep(
             raise BackendSetupError(str(exc)) from exc
     try:
         clock = backend.clock() or WallClock()
-        state, bohb = load_or_create(spec, spec_text, store, clock.now())
+        state, bohb, journal = load_or_create(spec, spec_text, store, clock.now())
         scheduler = Scheduler(
             spec,
             store,
@@ -145,6 +166,7 @@ def run_sweep(
             on_tick=on_tick,
             clock=clock,
             cancel_on_interrupt=cancel_on_interrupt,
+            journal=journal,
         )
         reason = scheduler.run()
     finally:

@@ -1,10 +1,11 @@
 """The scheduler loop: ask BOHB, launch on the backend, poll the store, tell BOHB, snapshot.
 
 Write order (what makes a SIGKILL at any point safe):
-1. a trial BOHB hands out, or one about to be (re)launched, is recorded in ``state.json`` as
-   LAUNCHED (with BOHB's state after the ask) *before* ``trial.json`` and ``backend.launch``;
+1. a trial BOHB hands out, or one about to be (re)launched, is recorded in the journal as
+   LAUNCHED (with BOHB's ask) *before* ``trial.json`` and ``backend.launch``;
 2. after the launches of a tick the trials are RUNNING and the state is saved again;
-3. each result is told to BOHB and saved in the same snapshot.
+3. each result is told to BOHB and saved in the same entry.
+Each save appends one journal entry holding only what changed (``journal.py``).
 A restart re-launches LAUNCHED trials (idempotent; skipped if their result is already there),
 polls RUNNING ones, and re-asks BOHB from its snapshot, which hands out the same trials again.
 Polling reads ``result.json`` of RUNNING trials only, so its cost never grows with finished trials.
@@ -26,16 +27,10 @@ from controller import log
 from controller.backends.base import Backend, Clock, Ending, ExitCode, Launch, TrialState, WallClock
 from controller.bohb import Optimizer
 from controller.sweep import cost, timing
+from controller.sweep.journal import Journal
 from controller.sweep.spec import SweepSpec
-from controller.sweep.state import (
-    EXIT_BY_REASON,
-    StopReason,
-    SweepState,
-    SweepStatus,
-    TrialRecord,
-    save_state,
-)
-from controller.sweep.trials import incumbent, jsonable, parse_result, running_cost, trial_spec
+from controller.sweep.state import EXIT_BY_REASON, StopReason, SweepState, SweepStatus, TrialRecord
+from controller.sweep.trials import better, jsonable, parse_result, running_cost, trial_spec
 from trainer.contract import FILE_RESULT, FILE_TRIAL, TrialResult, trial_prefix
 from trainer.store import NotFound, Store, StoreError
 
@@ -56,6 +51,7 @@ class Scheduler:
         on_tick: Callable[[SweepState], None] | None = None,
         clock: Clock | None = None,
         cancel_on_interrupt: bool = False,
+        journal: Journal | None = None,
     ) -> None:
         self.spec = spec
         self.store = store
@@ -70,12 +66,13 @@ class Scheduler:
         capacity = backend.capacity()
         self.parallelism = min(spec.parallelism, capacity or spec.parallelism)
         self.dirty = False
-        self.bohb_dirty = False  # BOHB's state_dict is costly: taken only after an ask or tell
         # Trials not finished yet, in table order: each poll scans these, never the finished ones.
         self.open = {k: t for k, t in state.trials.items() if not t.done}
-        # A resumed sweep runs again (its caps may have been raised); it is saved as stopped again
-        # only if that changed, so re-running a finished sweep writes nothing.
-        self._saved_stop = (state.status, state.stop_reason)
+        self._closing: list[TrialRecord] = []  # finished since the last save: written once more
+        # The journal knows what the store holds; a resumed sweep runs again (its caps may have
+        # been raised) and is written as stopped again only if that changed, so re-running a
+        # finished sweep writes nothing.
+        self.journal = journal or Journal(store, state)
         state.status, state.stop_reason = "running", None
 
     # -- the loop ---------------------------------------------------------------------------
@@ -117,12 +114,12 @@ class Scheduler:
 
     def _tell(self, trial_id: str, loss: float | None) -> None:
         self.bohb.tell(trial_id, loss)
-        self.bohb_dirty = True
+        self.dirty = True
 
     def _open_in(self, *phases: str) -> list[TrialRecord]:
         done = [k for k, t in self.open.items() if t.done]
         for k in done:
-            del self.open[k]
+            self._closing.append(self.open.pop(k))
         return [t for t in self.open.values() if t.state in phases]
 
     # -- start and resume -------------------------------------------------------------------
@@ -276,6 +273,7 @@ class Scheduler:
         t.info = result.info.model_dump(exclude_none=True)
         if result.status == "ok":
             t.state, t.loss = "SUCCEEDED", result.loss
+            self.state.incumbent = better(self.state.incumbent, t)
             self._tell(t.trial_id, result.loss)
             log.event("trial.succeeded", trial=t.trial_id, budget=t.budget, loss=t.loss)
         else:
@@ -334,8 +332,7 @@ class Scheduler:
             log.event("trial.cancelled", trial=t.trial_id, reason=reason)
         status: SweepStatus = "finished" if EXIT_BY_REASON[reason] == 0 else "stopped"
         self.state.status, self.state.stop_reason = status, reason
-        if self._saved_stop != (status, reason):
-            self.dirty = True
+        self.dirty = True  # the journal writes it only if it differs from what the store holds
         log.event("sweep.stopped", sweep=self.state.sweep, reason=reason)
 
     # -- launching --------------------------------------------------------------------------
@@ -358,7 +355,6 @@ class Scheduler:
         if not may_ask:
             return None
         suggestion = self.bohb.ask()
-        self.bohb_dirty = True  # even a None may have opened an iteration
         if suggestion is None:
             return None
         t = TrialRecord(
@@ -461,12 +457,13 @@ class Scheduler:
         )
 
     def _save(self) -> None:
+        """One journal entry with what changed: open trials, the ones just finished, BOHB's
+        asks and tells since the last entry, the sweep's scalars."""
         if not self.dirty:
             return
-        if self.bohb_dirty:
-            self.state.bohb = self.bohb.state_dict()
-            self.bohb_dirty = False
-        self.state.incumbent = incumbent(self.state)
-        save_state(self.store, self.state, self.clock.now())
         self.dirty = False
-        self._saved_stop = (self.state.status, self.state.stop_reason)
+        trials = [*self.open.values(), *self._closing]
+        self._closing = []
+        self.journal.save(
+            self.state, trials, self.bohb.take_ops(), self.clock.now(), self.bohb.state_dict
+        )

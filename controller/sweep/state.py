@@ -1,7 +1,7 @@
-"""The controller's snapshot, ``<root>/<sweep>/state.json``: BOHB's state plus the trial table.
+"""The sweep's state: the trial table, BOHB's state and the sweep's scalars (pydantic models).
 
-It is replaced atomically (the store's ``put``) after every change, so a controller killed at any
-moment resumes from a consistent view: BOHB's state and the trials it handed out always agree.
+How it is kept in the store — a snapshot, ``state.json``, and a journal of small entries after it
+— is ``journal.py``'s business; ``journal.load_state`` reads it.
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from trainer.store import NotFound, Store, StoreError
+from pydantic import BaseModel, ConfigDict, Field
 
 STATE_VERSION = 1
 FILE_STATE = "state.json"
@@ -102,28 +100,3 @@ class SweepState(BaseModel):
 
     def in_phase(self, *phases: str) -> list[TrialRecord]:
         return [t for t in self.trials.values() if t.state in phases]
-
-
-def state_key(sweep: str) -> str:
-    return f"{sweep}/{FILE_STATE}"
-
-
-def load_state(store: Store, sweep: str) -> SweepState | None:
-    try:
-        raw = store.get_json(state_key(sweep))
-    except NotFound:
-        return None
-    try:
-        return SweepState.model_validate(raw)
-    except ValidationError as exc:  # damaged or foreign: name the file, never overwrite it
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise StoreError(
-            f"{store.url(state_key(sweep))}: not a kubohb state file "
-            f"({exc.error_count()} error(s), first: {where}: {first['msg']})"
-        ) from None
-
-
-def save_state(store: Store, state: SweepState, now: datetime | None = None) -> None:
-    state.updated_at = now or utcnow()
-    store.put(state_key(state.sweep), state.model_dump_json(indent=1).encode())

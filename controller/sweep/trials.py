@@ -51,18 +51,28 @@ def parse_result(raw: bytes, trial_id: str) -> TrialResult | str:
 
 
 def incumbent(state: SweepState) -> dict[str, Any] | None:
-    """The best trial on the largest budget that has a result (BOHB's definition)."""
-    ok = [t for t in state.trials.values() if t.state == "SUCCEEDED" and t.loss is not None]
-    if not ok:
-        return None
-    top = max(t.budget for t in ok)
-    best = min((t for t in ok if t.budget == top), key=lambda t: (t.loss, t.trial_id))
+    """The best trial on the largest budget that has a result (BOHB's definition; ties by id)."""
+    best: dict[str, Any] | None = None
+    for t in state.trials.values():
+        best = better(best, t)
+    return best
+
+
+def better(current: dict[str, Any] | None, t: TrialRecord) -> dict[str, Any] | None:
+    """The incumbent once ``t`` succeeded: ``incumbent``'s rule, kept up to date one result at a
+    time instead of scanning the whole table on every save."""
+    if t.state != "SUCCEEDED" or t.loss is None:
+        return current
+    if current is not None:
+        key = (-current["budget"], current["loss"], current["trial_id"])
+        if key <= (-t.budget, t.loss, t.trial_id):
+            return current
     return {
-        "trial_id": best.trial_id,
-        "config_id": best.config_id,
-        "config": best.config,
-        "budget": best.budget,
-        "loss": best.loss,
+        "trial_id": t.trial_id,
+        "config_id": t.config_id,
+        "config": t.config,
+        "budget": t.budget,
+        "loss": t.loss,
     }
 
 

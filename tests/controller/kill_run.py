@@ -1,5 +1,7 @@
-"""``python -m tests.controller.kill_run SWEEP.yaml K``: ``kubohb run SWEEP.yaml --json`` with a
-store that SIGKILLs this process right after its K-th successful write.
+"""``python -m tests.controller.kill_run SWEEP.yaml K [COMPACT_BYTES]``: ``kubohb run SWEEP.yaml
+--json`` with a store that SIGKILLs this process right after its K-th successful write, and, with
+COMPACT_BYTES, a journal that compacts as soon as its entries pass that many bytes (so kills land
+inside compactions too).
 
 The resume test uses it to stop the controller at a chosen point of its write protocol. The store
 is wrapped here, by the test, and passed in: production code reads no test switch.
@@ -13,6 +15,7 @@ import signal
 import sys
 
 from controller import log
+from controller.sweep import journal
 from controller.sweep.runner import open_sweep_store, run_sweep
 from controller.sweep.spec import read_sweep
 from controller.sweep.status import summarize
@@ -21,19 +24,34 @@ from trainer.store.counting import CountingStore
 
 
 class KillAfterWrites(CountingStore):
-    """SIGKILLs this process right after the k-th successful put."""
+    """SIGKILLs this process right after the k-th successful put, saying on stderr which write
+    it was (``test.killed_after``: the operation and the key)."""
 
     def __init__(self, inner: Store, writes: int) -> None:
         super().__init__(inner)
         self.writes = writes
+        self.last = ("", "")
+
+    def put(self, key: str, data: bytes) -> None:
+        self.last = ("put", key)
+        super().put(key, data)
+
+    def put_new(self, key: str, data: bytes) -> None:
+        self.last = ("put_new", key)
+        super().put_new(key, data)
 
     def _after_put(self) -> None:
         if self.counts["put"] >= self.writes:
+            op, key = self.last
+            print(json.dumps({"event": "test.killed_after", "op": op, "key": key}), file=sys.stderr)
+            sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
 
 def main(argv: list[str]) -> int:
-    sweep_file, writes = argv
+    sweep_file, writes, *compact = argv
+    if compact:
+        journal.MIN_COMPACT_BYTES = int(compact[0])
     log.setup()
     spec, text = read_sweep(sweep_file)
     store = KillAfterWrites(open_sweep_store(spec), int(writes))

@@ -14,9 +14,10 @@ import pytest
 import yaml
 
 from controller.backends.simulated import SimulatedBackend, SimulatedOptions, SyntheticObjective
+from controller.sweep.journal import load_state
 from controller.sweep.runner import Outcome, run_sweep
 from controller.sweep.spec import parse_sweep
-from controller.sweep.state import SweepState, load_state
+from controller.sweep.state import SweepState
 from tests.sweeps import SPACE, read_state, run_json, synthetic_sweep, write_sweep
 from trainer.store import Store
 from trainer.store.memory import MemoryStore

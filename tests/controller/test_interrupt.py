@@ -35,9 +35,8 @@ def _start(sweep: Path, *flags: str, sleep: float) -> subprocess.Popen[str]:
 def _wait_running(store: Path, n: int, timeout: float = 60) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state_file = store / "syn" / "state.json"
-        if state_file.exists():
-            trials = json.loads(state_file.read_text())["trials"]
+        if (store / "syn" / "state.json").exists():
+            trials = read_state(store, "syn")["trials"]  # the snapshot and the journal after it
             running = {k: t["state"] for k, t in trials.items() if t["state"] == "RUNNING"}
             if len(running) >= n:
                 return running

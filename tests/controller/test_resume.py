@@ -35,6 +35,15 @@ def _trial_set(state: dict) -> dict[str, tuple[str, float, float | None]]:
     }
 
 
+def _kind(op: str, key: str) -> str:
+    """Which write of the protocol a (operation, key) is."""
+    if "/journal/" in key:
+        return "entry"
+    if key.endswith("/state.json"):
+        return "compaction" if op == "put" else "start"
+    return "trial.json" if key.endswith("/trial.json") else key
+
+
 def test_kill_and_resume_at_many_points(tmp_path: Path) -> None:
     # Parallelism 1 fixes the order of results, so the sweep is fully determined by its seed.
     over: dict[str, Any] = {"parallelism": 1, "poll_interval_s": 0.05}
@@ -53,12 +62,18 @@ def test_kill_and_resume_at_many_points(tmp_path: Path) -> None:
     # and find results that arrived while no controller ran.
     env = {"KUBOHB_SYNTHETIC_SLEEP": "1.5", "KUBOHB_SYNTHETIC_INVOCATIONS": str(inv)}
     kills, points, adopted = 0, set(), 0
+    killed_after: list[tuple[str, str]] = []  # (operation, key) of the last write of each kill
     for k in itertools.cycle(KILL_CYCLE):
-        proc = kill_run(sweep, k, env=env)
+        # a journal that compacts whenever its entries pass 4 KB: kills land in compactions too
+        proc = kill_run(sweep, k, env=env, compact_bytes=4096)
         if proc.returncode != -signal.SIGKILL:
             assert proc.returncode == 0, proc.stderr[-3000:]
             break
         kills += 1
+        for line in proc.stderr.splitlines():
+            event = json.loads(line)
+            if event["event"] == "test.killed_after":
+                killed_after.append((event["op"], event["key"]))
         state_file = dut / "store" / "syn" / "state.json"
         done = (
             sum(
@@ -73,6 +88,11 @@ def test_kill_and_resume_at_many_points(tmp_path: Path) -> None:
         assert kills < 200, "the sweep makes no progress across restarts"
     assert kills >= MIN_KILLS, f"only {kills} kills happened"
     assert len(points) >= MIN_KILLS  # distinct (kill point, progress) pairs
+    # the kills hit every kind of write: journal entries, compactions, trial.json files
+    assert len(killed_after) == kills
+    kinds = [_kind(op, key) for op, key in killed_after]
+    assert kinds.count("entry") >= 5 and kinds.count("compaction") >= 2, kinds
+    assert "trial.json" in kinds
     final = read_state(dut / "store", "syn")
     assert final["status"] == "finished" and final["stop_reason"] == "max_iterations"
 

@@ -58,7 +58,7 @@ def _scheduler(tmp: Path, backend: Scripted | None = None, **over: Any) -> Sched
     text = yaml.safe_dump(synthetic_sweep(tmp, **over))
     spec = parse_sweep(text)
     store = FileStore(tmp / "store")
-    state, bohb = load_or_create(spec, text, store)
+    state, bohb, journal = load_or_create(spec, text, store)
     return Scheduler(
         spec,
         store,
@@ -66,6 +66,7 @@ def _scheduler(tmp: Path, backend: Scripted | None = None, **over: Any) -> Sched
         bohb,
         state,
         clock=WallClock(sleep_fn=lambda _: None),
+        journal=journal,
     )
 
 
@@ -177,7 +178,7 @@ def test_a_state_without_its_spec_yaml_still_refuses_another_search(tmp_path: Pa
             load_or_create(parse_sweep(text), text, store)
         assert not spec_file.exists()
     text = yaml.safe_dump(synthetic_sweep(tmp_path))
-    state, _ = load_or_create(parse_sweep(text), text, store)  # the same search resumes
+    state, _, _ = load_or_create(parse_sweep(text), text, store)  # the same search resumes
     assert len(state.trials) == 2 and spec_file.read_text() == text
 
 

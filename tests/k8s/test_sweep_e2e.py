@@ -14,8 +14,8 @@ import yaml
 from controller.backends.k8s import backend as k8s_backend
 from controller.backends.k8s.names import LABEL_TRIAL
 from controller.sweep import runner
+from controller.sweep.journal import load_state
 from controller.sweep.spec import parse_sweep
-from controller.sweep.state import load_state
 from tests.k8s.apiserver import RunningApiServer
 from tests.k8s.conftest import NAMESPACE, SYNTHETIC
 from tests.k8s.kubelet import FakeKubelet

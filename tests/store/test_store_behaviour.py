@@ -212,7 +212,5 @@ def test_list_after_gives_one_folders_tail_in_order(store: Store) -> None:
         "s/journal/000000000003.json",
         "s/journal/000000000012.json",
     ]
-    assert store.list_after("s/journal", "") == [
-        f"s/journal/{i:012d}.json" for i in (1, 2, 3, 12)
-    ]
+    assert store.list_after("s/journal", "") == [f"s/journal/{i:012d}.json" for i in (1, 2, 3, 12)]
     assert store.list_after("s/none", "") == []
