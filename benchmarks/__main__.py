@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["optimizers", "trainer", "controller", "k8s_backend", "report", "simulate"]
+ALL = ["optimizers", "trainer", "controller", "k8s_backend", "report", "simulate", "bohb_scale"]
 
 
 def main(argv: list[str]) -> int:

@@ -109,14 +109,18 @@ def impute(rows: np.ndarray, n_choices: np.ndarray, rng: np.random.Generator) ->
     loop on the count.)
     """
     out = np.array(rows, dtype=float, copy=True)
-    if not np.isnan(out).any():
+    missing = np.isnan(out)
+    if not missing.any():
         return out
-    finite = ~np.isnan(rows)
-    for r in range(out.shape[0]):
+    finite = ~missing
+    donors_of: dict[int, np.ndarray] = {}  # column -> rows that have it (fixed: from ``rows``)
+    for r in np.flatnonzero(missing.any(axis=1)):  # a complete row draws nothing
         nan = np.flatnonzero(np.isnan(out[r]))
         while len(nan):
-            j = nan[0]
-            donors = np.flatnonzero(finite[:, j])
+            j = int(nan[0])
+            donors = donors_of.get(j)
+            if donors is None:
+                donors = donors_of[j] = np.flatnonzero(finite[:, j])
             if len(donors):
                 donor = rows[donors[rng.integers(len(donors))]]
                 out[r, nan] = donor[nan]

@@ -28,7 +28,7 @@ import numpy as np
 from controller.bohb.asha import AsyncSHIteration
 from controller.bohb.hyperband import Bracket, Schedule
 from controller.bohb.iteration import ConfigRun, Sampler, SHIteration
-from controller.bohb.model import ConfigGenerator, ModelKnobs
+from controller.bohb.model import DEFAULT_MAX_MODEL_POINTS, ConfigGenerator, ModelKnobs
 from controller.bohb.protocol import Incumbent, Suggestion
 from controller.bohb.space import SearchSpace
 
@@ -96,6 +96,7 @@ class BOHB:
         min_bandwidth: float = 1e-3,
         faithful_kde: bool = False,
         promotion: Promotion = "sync",
+        max_model_points: int | None = DEFAULT_MAX_MODEL_POINTS,  # ModelKnobs; None = HpBandSter
     ) -> None:
         self.space = space
         if promotion not in PROMOTIONS:
@@ -117,34 +118,40 @@ class BOHB:
             # HpBandSter forces this too: a KDE needs more points than dimensions.
             fields = {"given": min_points_in_model, "used": n_min}
             log.warning("bohb.min_points_in_model_raised", extra={"fields": fields})
+        n_model = max(min_points_in_model or n_min, n_min)
+        if max_model_points is not None and max_model_points < 2 * n_model:
+            # Each KDE of a bounded model keeps at least min_points_in_model rows.
+            fields = {"given": max_model_points, "used": 2 * n_model}
+            log.warning("bohb.max_model_points_raised", extra={"fields": fields})
+            max_model_points = 2 * n_model
         self.min_budget, self.max_budget, self.eta, self.seed = min_budget, max_budget, eta, seed
         self.max_iterations = max_iterations
         self.knobs = ModelKnobs(
-            min_points_in_model=max(min_points_in_model or n_min, n_min),
+            min_points_in_model=n_model,
             top_n_percent=int(top_n_percent),
             num_samples=int(num_samples),
             random_fraction=float(random_fraction),
             bandwidth_factor=float(bandwidth_factor),
             min_bandwidth=float(min_bandwidth),
             faithful_kde=faithful_kde,
+            max_model_points=None if max_model_points is None else int(max_model_points),
         )
         self.budgets: list[float] = self.schedule.budgets
         self._rng = np.random.default_rng(seed)
         self._gen = ConfigGenerator(space, len(self.budgets), self.knobs, seed)
         self._iterations: list[Iteration] = []
+        # indices of the iterations not finished, oldest first: ask() scans these, not all
+        self._active: list[int] = []
         self._trials: dict[str, tuple[int, int, int]] = {}  # trial id -> (iteration, index, rung)
         self._pending: dict[str, None] = {}  # asked, not told; insertion order = ask order
         self._best: dict[int, dict[str, Any]] = {}  # rung -> best finite result there
         self._ops: list[dict[str, Any]] = []  # asks and tells since the last take_ops()
+        self._settled = False  # the last ask or tell was an ask that handed out nothing
         self._replayed: tuple[dict[str, Any], bool] | None = None  # a logged sample, in replay
 
     # ---- ask / tell ----------------------------------------------------------------------------
     def ask(self) -> Suggestion | None:
         suggestion = self._ask()
-        # An ask that hands out nothing is not logged: it never opens an iteration (a new one
-        # always emits) and draws nothing; the results it may process (a stage's promotions) are
-        # processed the same way by the next ask, since no result of that iteration can arrive
-        # in between. So a finished sweep run again logs (and writes) nothing.
         if suggestion is not None:
             self._ops.append(
                 {
@@ -155,19 +162,27 @@ class BOHB:
                     "rng": self._rng.bit_generator.state,
                 }
             )
+        elif not self._settled:
+            # An ask that hands out nothing may still do bookkeeping (a finished stage promoted
+            # or closed), so it is logged; a second one with no tell in between changes nothing
+            # and is not (a finished sweep run again logs, and writes, nothing).
+            self._ops.append({"ask": None, "max": self.max_iterations})
+        self._settled = suggestion is None
         return suggestion
 
     def _ask(self) -> Suggestion | None:
         while True:
-            for it in self._iterations:
-                if it.is_finished:
-                    continue
+            for i in list(self._active):
+                it = self._iterations[i]
                 run = it.next_run(self._sample)
+                if it.is_finished:
+                    self._active.remove(i)
                 if run is not None:
                     return self._suggest(it, run.index, run.stage)
             if self.max_iterations is not None and len(self._iterations) >= self.max_iterations:
                 return None
             # No active iteration can emit: open the next one (it always can).
+            self._active.append(len(self._iterations))
             self._iterations.append(self._new_iteration(len(self._iterations), None))
 
     def _sample(self) -> tuple[dict[str, Any], bool]:
@@ -210,6 +225,7 @@ class BOHB:
         self._tell(trial_id, loss)  # validates loss: None or a number from here on
         value = float(loss) if loss is not None and math.isfinite(loss) else None
         self._ops.append({"tell": trial_id, "loss": value})
+        self._settled = False
 
     def _tell(self, trial_id: str, loss: float | None) -> None:
         if trial_id not in self._trials:
@@ -254,17 +270,21 @@ class BOHB:
             for n, op in enumerate(ops):
                 if "tell" in op:
                     self._tell(op["tell"], op["loss"])
+                    self._settled = False
                     continue
                 self.max_iterations = op["max"]
-                self._replayed = (dict(op["config"]), bool(op["model_based"]))
+                if op["ask"] is not None:
+                    self._replayed = (dict(op["config"]), bool(op["model_based"]))
                 got = self._ask()
                 self._replayed = None
-                if got is None or got.trial_id != op["ask"]:
+                if (got.trial_id if got else None) != op["ask"]:
                     raise ValueError(
                         f"replay of the optimiser's log diverged at op {n}: it handed out "
                         f"{got.trial_id if got else None!r} where the log says {op['ask']!r}"
                     )
-                self._rng.bit_generator.state = op["rng"]
+                if got is not None:
+                    self._rng.bit_generator.state = op["rng"]
+                self._settled = got is None
         finally:
             self.max_iterations = limit
             self._replayed = None
@@ -331,9 +351,11 @@ class BOHB:
                 "min_bandwidth": k.min_bandwidth,
                 "faithful_kde": k.faithful_kde,
                 "promotion": self.promotion,
+                "max_model_points": k.max_model_points,
             },
             "rng": self._rng.bit_generator.state,
             "iterations": [it.state_dict() for it in self._iterations],
+            "settled": self._settled,
             "trials": {t: list(v) for t, v in self._trials.items()},
             "pending": list(self._pending),
             "best": {str(r): b for r, b in self._best.items()},
@@ -347,10 +369,14 @@ class BOHB:
                 f"BOHB state version {state.get('version')!r} is not {STATE_VERSION}; "
                 "it was written by another kubohb version"
             )
-        # An older state has no "promotion": it was written by the sync optimiser (the default).
-        opt = cls(SearchSpace.model_validate(state["space"]), **state["args"])
+        # An older state has no "promotion": it was written by the sync optimiser (the default),
+        # and no "max_model_points": its model was unbounded.
+        args = {"max_model_points": None, **state["args"]}
+        opt = cls(SearchSpace.model_validate(state["space"]), **args)
         opt._rng.bit_generator.state = state["rng"]
         opt._iterations = [opt._new_iteration(i, s) for i, s in enumerate(state["iterations"])]
+        opt._active = [i for i, it in enumerate(opt._iterations) if not it.is_finished]
+        opt._settled = bool(state.get("settled", False))  # absent before the journal existed
         opt._trials = {t: (v[0], v[1], v[2]) for t, v in state["trials"].items()}
         opt._pending = dict.fromkeys(state["pending"])
         opt._best = {int(r): dict(b) for r, b in state["best"].items()}
