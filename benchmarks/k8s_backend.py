@@ -1,18 +1,28 @@
 """Kubernetes backend: API requests per trial and Job creation rate, 1,000 trials, loopback API.
 
-    python -m benchmarks k8s_backend [--trials 1000] [--run-seconds 20] [--tick 2]
+    python -m benchmarks k8s_backend [--trials 1000] [--run-seconds 20] [--tick 2] [--reps 3]
 
-Both sides run against the same API server emulation (tests/k8s: kmock extended) on 127.0.0.1 and
-the same fake Job controller, whose pods "run" `--run-seconds` each without a process. A controller
-loop launches every trial, then polls the unfinished ones every `--tick` seconds until all ended:
+Everything runs against the same API server emulation (tests/k8s: kmock extended) on 127.0.0.1 and
+the same fake Job controller, whose pods "run" `--run-seconds` each without a process.
 
-- kubohb: `KubernetesBackend` (one list + one watch per poll interval; `poll` reads the cache);
-- peer: the naive way, one GET per unfinished trial per tick (what a Katib-style per-trial status
-  check does), with the same client and no model decoding, so it pays only for the requests.
+1. Requests per trial. A controller loop launches every trial, then polls the unfinished ones
+   every `--tick` seconds until all ended:
+   - kubohb: `KubernetesBackend` (one list + one watch per poll interval; `poll` reads the cache);
+   - peer: the naive way, one GET per unfinished trial per tick (what a Katib-style per-trial
+     status check does), with the same client and no model decoding, so it pays only for the
+     requests.
+   Both launch one after another with the rate limit off (creates_per_second = None), so the
+   comparison is of the status requests.
+2. Creation rate: Jobs/s with 1, 4, 8 and 16 threads calling `launch` at once (as the scheduler's
+   launch pool does), at the default limit (creates_per_second 20, burst 30) and without a limit;
+   `--reps` runs each, median and range. The API server's schema validation is off, so the client
+   side is what is timed; the emulation's own thread CPU over the wall time shows it is not the
+   bottleneck (client, emulator and fake kubelet share one process, one GIL).
+3. A launch burst: `--trials` launches at the default limit from 8 threads while the loop polls
+   the launched trials every `--tick` seconds: creation rate, poll latency during the burst,
+   phases seen (never "lost"), API requests per trial until all ended.
 
-Job creation rate is measured with the rate limit off (creates_per_second = 1e9, the API server's
-schema validation off too, so the client side is what is timed), and once with the default limit
-(5/s) to show the limiter holds. Figures go into docs/benchmarks.md.
+Figures go into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -20,8 +30,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import sys
+import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,15 +78,22 @@ def _launch(i: int) -> Launch:
     )
 
 
-def _options(rate: float) -> KubernetesOptions:
-    return KubernetesOptions(namespace=NAMESPACE, creates_per_second=rate, poll_interval_s=30)
+DEFAULT = KubernetesOptions()  # the default limit: creates_per_second, creates_burst
 
 
-def _backend(server: RunningApiServer, rate: float) -> KubernetesBackend:
+def _options(rate: float | None, burst: int = DEFAULT.creates_burst) -> KubernetesOptions:
+    return KubernetesOptions(
+        namespace=NAMESPACE, creates_per_second=rate, creates_burst=burst, poll_interval_s=30
+    )
+
+
+def _backend(
+    server: RunningApiServer, rate: float | None, burst: int = DEFAULT.creates_burst
+) -> KubernetesBackend:
     return KubernetesBackend(
         sweep=SWEEP,
         store_root="s3://b/r",
-        options=_options(rate),
+        options=_options(rate, burst),
         image=IMAGE,
         command=COMMAND,
         resources=RESOURCES,
@@ -107,7 +128,7 @@ def run_kubohb(trials: int, run_s: float, tick: float) -> Figures:
         FakeKubelet(server.store, lambda j, a: "timed") as kubelet,
     ):
         kubelet.run_seconds = run_s
-        backend = _backend(server, rate=1e9)
+        backend = _backend(server, rate=None)
         backend.adopt()
         try:
             rate, wall, poll_ms = _controller_loop(trials, tick, backend.launch, backend.poll)
@@ -127,7 +148,7 @@ def run_naive(trials: int, run_s: float, tick: float) -> Figures:
     ):
         kubelet.run_seconds = run_s
         batch = client.BatchV1Api(server.api_client())
-        options = _options(rate=1e9)
+        options = _options(rate=None)
 
         def launch(launch: Launch) -> None:
             body = build_job(  # the Job bodies the backend sends
@@ -157,22 +178,104 @@ def run_naive(trials: int, run_s: float, tick: float) -> Figures:
     return Figures("peer (GET per trial per tick)", requests, creates, rate, wall, poll_ms)
 
 
-def limited_rate(creates: int = 25, rate: float = 5.0) -> tuple[float, float]:
-    """(rate over all creates, sustained rate after the burst) with the default limit."""
+@dataclass
+class RateRun:
+    jobs_per_s: float  # creates / wall time of the whole run
+    sustained: float | None  # (creates - burst) / wall: the rate past the burst (limited runs)
+    server_busy: float  # the emulation's thread CPU / wall
+    process_cpu: float  # the whole process's CPU / wall (client, emulation, all threads)
+
+
+def creation_rate(callers: int, rate: float | None, creates: int) -> RateRun:
+    """`creates` launches from `callers` threads at once, against a fresh emulation."""
     with RunningApiServer(validate=False) as server:
-        backend = _backend(server, rate=rate)
-        burst = int(backend.limiter.burst)
+        backend = _backend(server, rate)
+        backend.adopt()
         try:
-            started = time.perf_counter()
-            after_burst = started
-            for i in range(creates):
-                backend.launch(_launch(i))
-                if i == burst - 1:
-                    after_burst = time.perf_counter()
-            end = time.perf_counter()
-            return creates / (end - started), (creates - burst) / (end - after_burst)
+            cpu, busy, started = time.process_time(), server.cpu_seconds(), time.perf_counter()
+            with ThreadPoolExecutor(callers) as pool:
+                list(pool.map(backend.launch, map(_launch, range(creates))))
+            wall = time.perf_counter() - started
+            cpu, busy = time.process_time() - cpu, server.cpu_seconds() - busy
         finally:
             backend.close()
+        assert server.counts["CREATE jobs"] == creates
+    # after the burst's free tokens, one token per 1/rate from the start: the limiter's own rate
+    burst = DEFAULT.creates_burst
+    sustained = (creates - burst) / wall if rate is not None and creates > burst else None
+    return RateRun(creates / wall, sustained, busy / wall, cpu / wall)
+
+
+def _spread(values: list[float], digits: int = 1) -> str:
+    return (
+        f"{statistics.median(values):.{digits}f} "
+        f"[{min(values):.{digits}f}-{max(values):.{digits}f}]"
+    )
+
+
+@dataclass
+class Burst:
+    jobs_per_s: float
+    launch_s: float
+    polls: int  # polls answered while launches were in flight
+    poll_ms: list[float]  # their latencies
+    phases: Counter[str]  # phases those polls reported
+    requests: int
+    wall_s: float
+
+
+def launch_burst(trials: int, run_s: float, tick: float, callers: int = 8) -> Burst:
+    """All trials launched from `callers` threads at the default limit; the loop polls the
+    trials whose launch returned every `tick` seconds, during the burst and until all ended."""
+    with (
+        RunningApiServer(validate=False) as server,
+        FakeKubelet(server.store, lambda j, a: "timed") as kubelet,
+    ):
+        kubelet.run_seconds = run_s
+        backend = _backend(server, DEFAULT.creates_per_second)
+        backend.adopt()
+        launched: list[str] = []
+        ended: list[float] = []  # when each launch returned
+        lock = threading.Lock()
+
+        def one(i: int) -> None:
+            launch = _launch(i)
+            backend.launch(launch)
+            with lock:  # the scheduler polls a trial once its launch returned
+                launched.append(launch.trial_id)
+                ended.append(time.perf_counter())
+
+        started = time.perf_counter()
+        poll_ms: list[float] = []
+        phases: Counter[str] = Counter()
+        pool = ThreadPoolExecutor(callers)
+        try:
+            futures = [pool.submit(one, i) for i in range(trials)]
+            waiting: set[str] = set()
+            in_burst = True
+            while in_burst or waiting:
+                time.sleep(tick)
+                in_burst = not all(f.done() for f in futures)
+                with lock:
+                    waiting.update(launched)
+                    launched.clear()
+                t0 = time.perf_counter()
+                states = backend.poll(sorted(waiting))
+                if in_burst:
+                    poll_ms.append(1000 * (time.perf_counter() - t0))
+                    phases.update(s.phase for s in states.values())
+                waiting -= {t for t, s in states.items() if s.phase in ("exited", "lost")}
+            for future in futures:
+                future.result()
+        finally:
+            pool.shutdown()
+            backend.close()
+        wall = time.perf_counter() - started
+        launch_s = max(ended) - started
+        requests = sum(
+            n for key, n in server.counts.items() if key.endswith(" jobs") or key.endswith(" pods")
+        )
+    return Burst(trials / launch_s, launch_s, len(poll_ms), poll_ms, phases, requests, wall)
 
 
 def main(argv: list[str]) -> int:
@@ -180,6 +283,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--run-seconds", type=float, default=20.0, help="how long each pod runs")
     parser.add_argument("--tick", type=float, default=2.0, help="the controller's poll interval")
+    parser.add_argument("--reps", type=int, default=3, help="runs of each creation-rate cell")
+    parser.add_argument("--creates-limited", type=int, default=150)
+    parser.add_argument("--creates-unlimited", type=int, default=400)
     args = parser.parse_args(argv)
     print(
         f"machine: {platform.machine()}, {platform.python_implementation()} "
@@ -208,10 +314,41 @@ def main(argv: list[str]) -> int:
     print(
         f"poll() time over the unfinished trials, peer / kubohb: {peer.poll_ms / ours.poll_ms:.0f}x"
     )
-    overall, sustained = limited_rate()
+    reps = args.reps
+    limit = f"{DEFAULT.creates_per_second:g}/s, burst {DEFAULT.creates_burst}"
     print(
-        f"default limit (creates_per_second=5, burst 5), 25 creates: {overall:.2f} Jobs/s overall, "
-        f"{sustained:.2f} Jobs/s after the burst"
+        f"\nJob creation rate, Jobs/s: median [min-max] of {reps} runs; {args.creates_limited} "
+        f"creates at the default limit ({limit}), {args.creates_unlimited} without a limit"
+    )
+    print(
+        f"{'callers':>7}  {'default: overall':>18} {'after the burst':>18}  "
+        f"{'no limit':>20} {'emulation CPU':>13} {'process CPU':>11}"
+    )
+    for callers in (1, 4, 8, 16):
+        limited = [
+            creation_rate(callers, DEFAULT.creates_per_second, args.creates_limited)
+            for _ in range(reps)
+        ]
+        free = [creation_rate(callers, None, args.creates_unlimited) for _ in range(reps)]
+        print(
+            f"{callers:7d}  {_spread([r.jobs_per_s for r in limited]):>18} "
+            f"{_spread([r.sustained or 0.0 for r in limited]):>18}  "
+            f"{_spread([r.jobs_per_s for r in free]):>20} "
+            f"{statistics.median(r.server_busy for r in free):12.0%} "
+            f"{statistics.median(r.process_cpu for r in free):11.0%}",
+            flush=True,
+        )
+    burst = launch_burst(args.trials, args.run_seconds, args.tick)
+    latencies = sorted(burst.poll_ms)
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))] if latencies else 0.0
+    print(
+        f"\nlaunch burst: {args.trials} trials at the default limit from 8 threads, polled every "
+        f"{args.tick:g} s: {burst.launch_s:.1f} s of launches = {burst.jobs_per_s:.1f} Jobs/s; "
+        f"{burst.polls} polls meanwhile, latency median "
+        f"{statistics.median(latencies) if latencies else 0.0:.1f} ms, p95 {p95:.1f} ms, max "
+        f"{max(latencies, default=0.0):.1f} ms; phases seen {dict(burst.phases)}; "
+        f"{burst.requests} API requests ({burst.requests / args.trials:.2f} per trial), "
+        f"{burst.wall_s:.0f} s until all ended"
     )
     return 0
 

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -249,6 +250,13 @@ class RunningApiServer:
     def counts(self) -> Counter[str]:
         assert self.handler is not None
         return self.handler.counts
+
+    def cpu_seconds(self) -> float:
+        """CPU time the server's thread (its asyncio loop: every request) has used so far. Over
+        a benchmark's wall time it tells whether the emulation could be the bottleneck."""
+        ident = self._thread.ident
+        assert ident is not None, "the server is not running"
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))
 
     def api_client(self) -> client.ApiClient:
         config = client.Configuration(host=self.url)

@@ -28,7 +28,8 @@ class KubernetesBackendError(RuntimeError):
 def load_api_client() -> tuple[client.ApiClient, str]:
     """In-cluster config when running in a pod, else the kubeconfig's current context.
 
-    Returns the client and where its config came from ("in-cluster" or "kubeconfig").
+    Returns the client and where its config came from ("in-cluster" or "kubeconfig"). Its
+    connection pool has the client's default size: the backend sizes it (`ensure_pool_size`).
     """
     try:
         config.load_incluster_config()
@@ -43,6 +44,28 @@ def load_api_client() -> tuple[client.ApiClient, str]:
             f"({exc}); run inside the cluster or set KUBECONFIG"
         ) from exc
     return client.ApiClient(), "kubeconfig"
+
+
+def ensure_pool_size(api_client: client.ApiClient, connections: int) -> int:
+    """Let the client's urllib3 pool keep at least `connections` connections to the API server.
+
+    The kubernetes client's pool (``Configuration.connection_pool_maxsize``, default 5 × CPUs)
+    is fixed when the ApiClient is made. Past its size urllib3 does not block: it opens a new
+    connection for the extra request and throws it away afterwards ("Connection pool is full,
+    discarding connection"), i.e. a TCP + TLS handshake per create at high concurrency. The
+    client keeps everything else (host, credentials, TLS, proxy: a client given by the caller
+    works as before); only a smaller pool is enlarged, through the pool manager's own settings,
+    and pools it made already are dropped so that the next request makes one of the new size
+    (``PoolManager.clear``: connections in use finish their request). Returns the size in
+    effect.
+    """
+    manager = api_client.rest_client.pool_manager
+    size = int(manager.connection_pool_kw.get("maxsize") or 1)  # urllib3's default is 1
+    if size >= connections:
+        return size
+    manager.connection_pool_kw["maxsize"] = connections
+    manager.clear()
+    return connections
 
 
 def default_namespace(explicit: str | None, env: Mapping[str, str], source: str) -> str:
@@ -110,31 +133,48 @@ def controller_owner(
 
 
 class RateLimiter:
-    """Token bucket: at most `rate` acquisitions per second on average, bursts up to `burst`."""
+    """Token bucket: at most `rate` acquisitions per second on average, bursts up to `burst`;
+    `rate` None = no limit. Over any window of T seconds at most ``burst + rate * T`` callers
+    get through, however many threads call `acquire` at once.
+
+    Thread-safe: each caller reserves its slot under the lock (the bucket may go negative: the
+    callers queued behind) and sleeps outside it, so concurrent callers wait in parallel for
+    successive slots ``1 / rate`` apart instead of one after another.
+    """
 
     def __init__(
         self,
-        rate: float,
+        rate: float | None,
         burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if rate is not None and rate <= 0:
+            raise ValueError(f"rate must be > 0 or None, not {rate}")
         self.rate = rate
-        self.burst = burst if burst is not None else max(1.0, rate)
+        self.burst = burst if burst is not None else max(1.0, rate or 1.0)
+        if self.burst < 1:
+            raise ValueError(f"burst must be >= 1, not {self.burst}")
         self._clock = clock
         self._sleep = sleep
         self._tokens = self.burst
         self._last = clock()
         self._lock = threading.Lock()
 
-    def acquire(self) -> float:
-        """Take one token, sleeping until one is there; returns the seconds slept."""
+    def reserve(self) -> float:
+        """Take one token now; returns how long the caller must wait before using it."""
+        if self.rate is None:
+            return 0.0
         with self._lock:
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
             self._tokens -= 1.0
-            wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
+            return -self._tokens / self.rate if self._tokens < 0 else 0.0
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until it is due; returns the seconds slept."""
+        wait = self.reserve()
         if wait > 0:
             self._sleep(wait)
         return wait

@@ -41,7 +41,13 @@ class KubernetesOptions(PodPlacement):
     backoff_limit: int = Field(3, ge=0)  # retries of real failures; disruptions are not counted
     ttl_seconds_after_finished: int | None = Field(3600, ge=0)
     pending_timeout_s: float = Field(900.0, gt=0)  # unschedulable / image pull failure -> lost
-    creates_per_second: float = Field(5.0, gt=0)  # Job creation rate limit
+    # Job creates per second, a token bucket of `creates_burst` (null = no client-side limit).
+    # 20/s, burst 30 = kube-controller-manager's own client defaults (--kube-api-qps 20,
+    # --kube-api-burst 30), a rate every API server takes from one client and about what the
+    # cluster's Job controller turns into pods; client-go's 5/10 made a 1,000-trial launch take
+    # minutes. Why, and the API Priority and Fairness budget it fits in: docs/kubernetes.md.
+    creates_per_second: float | None = Field(20.0, gt=0)
+    creates_burst: int = Field(30, ge=1)
     poll_interval_s: float = Field(30.0, gt=0)  # fallback list when the watch is quiet
     scratch_size_limit: str | None = "10Gi"  # emptyDir for /tmp (root file system is read-only)
     run_as_user: int = Field(10001, ge=1)  # the trainer image's non-root user (uid = gid = fsGroup)
