@@ -61,6 +61,15 @@ def trial_prefix(sweep: str, trial_id: str) -> str:
     return f"{sweep}/trials/{trial_id}"
 
 
+def inbox_prefix(sweep: str) -> str:
+    """The sweep's inbox: one empty marker per trial whose result.json was written."""
+    return f"{sweep}/inbox"
+
+
+def inbox_key(sweep: str, trial_id: str) -> str:
+    return f"{inbox_prefix(sweep)}/{trial_id}"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -35,6 +35,7 @@ from trainer.contract import (
 from trainer.data import DataMissingError, Splits, load
 from trainer.hparams import TrainConfig, parse_config
 from trainer.model import ModelError, describe
+from trainer.results import publish
 from trainer.schedule import Schedule
 from trainer.store import NotFound, Store, StoreError, open_store, open_url
 from trainer.train import (
@@ -339,4 +340,5 @@ class TrialRun:
             self.store.put(log_key, (previous + "\n".join(self.log.lines) + "\n").encode())
         except StoreError as exc:  # the log is a convenience; the result must still be written
             self.log("log_upload_failed", error=str(exc))
-        self.store.put(self.key(FILE_RESULT), result.model_dump_json(indent=1).encode())
+        data = result.model_dump_json(indent=1).encode()
+        publish(self.store, self.spec.sweep, self.spec.trial_id, data)

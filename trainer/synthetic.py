@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trainer.contract import FILE_METRICS, FILE_RESULT, ExitCode, TrialInfo, TrialResult, TrialSpec
+from trainer.results import publish
 from trainer.store import Store, StoreError, open_store, open_url
 
 
@@ -106,7 +107,7 @@ def run(trial_url: str) -> int:
     else:
         result = TrialResult(trial_id=spec.trial_id, status="ok", loss=loss, info=info)
     result = result.model_copy(update={"started_at": started, "finished_at": datetime.now(UTC)})
-    store.put(f"{out}/{FILE_RESULT}", result.model_dump_json(indent=1).encode())
+    publish(store, spec.sweep, spec.trial_id, result.model_dump_json(indent=1).encode())
     return 0
 
 

@@ -8,7 +8,10 @@ Write order (what makes a SIGKILL at any point safe):
 Each save appends one journal entry holding only what changed (``journal.py``).
 A restart re-launches LAUNCHED trials (idempotent; skipped if their result is already there),
 polls RUNNING ones, and re-asks BOHB from its snapshot, which hands out the same trials again.
-Polling reads ``result.json`` of RUNNING trials only, so its cost never grows with finished trials.
+Polling lists the sweep's inbox once (a trainer announces each result there) and reads only the
+results it names, plus those of attempts the backend says ended: O(new results) store requests
+per poll, whatever the number of running or finished trials. A marker is deleted once the
+result it announced is in the journal.
 
 Time comes from a ``Clock`` (the wall clock, or the simulator's virtual one). A trial's deadline
 and cost count from when the backend says it *runs*; an attempt queued or pending longer than
@@ -31,7 +34,14 @@ from controller.sweep.journal import Journal
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import EXIT_BY_REASON, StopReason, SweepState, SweepStatus, TrialRecord
 from controller.sweep.trials import better, jsonable, parse_result, running_cost, trial_spec
-from trainer.contract import FILE_RESULT, FILE_TRIAL, TrialResult, trial_prefix
+from trainer.contract import (
+    FILE_RESULT,
+    FILE_TRIAL,
+    TrialResult,
+    inbox_key,
+    inbox_prefix,
+    trial_prefix,
+)
 from trainer.store import NotFound, Store, StoreError
 
 # The loop cancels a running attempt this long after its deadline: the trainer stops at its budget
@@ -69,6 +79,7 @@ class Scheduler:
         # Trials not finished yet, in table order: each poll scans these, never the finished ones.
         self.open = {k: t for k, t in state.trials.items() if not t.done}
         self._closing: list[TrialRecord] = []  # finished since the last save: written once more
+        self._announced: set[str] = set()  # inbox markers seen, to delete once recorded
         # The journal knows what the store holds; a resumed sweep runs again (its caps may have
         # been raised) and is written as stopped again only if that changed, so re-running a
         # finished sweep writes nothing.
@@ -110,6 +121,7 @@ class Scheduler:
         if reason:
             self._stop(reason)
         self._save()
+        self._clear_inbox()
         return reason
 
     def _tell(self, trial_id: str, loss: float | None) -> None:
@@ -154,9 +166,10 @@ class Scheduler:
     # -- polling ----------------------------------------------------------------------------
     def _poll(self, now: datetime) -> None:
         running = self._open_in("RUNNING")
+        announced = self._inbox()
         if not running:
             return
-        results = {t.trial_id: self._read_result(t) for t in running}
+        results = {t.trial_id: self._read_result(t) for t in running if t.trial_id in announced}
         # Every running trial is polled, finished ones too: the backend says how long it ran.
         states = self.backend.poll([t.trial_id for t in running])
         for t in running:
@@ -166,11 +179,35 @@ class Scheduler:
                 self.dirty = True
                 waited = round(timing.waited_s(t, now), 1)
                 log.event(f"trial.{change}", trial=t.trial_id, attempt=t.attempts, waited_s=waited)
-            result = results[t.trial_id]
+            result = results.get(t.trial_id)
             if result is not None:
                 self._finish(t, result, now, ts)
             else:
                 self._on_backend_state(t, ts, now)
+
+    def _inbox(self) -> set[str]:
+        """Trial ids whose result was announced (one listing); remembered for ``_clear_inbox``."""
+        try:
+            keys = self.store.list_after(inbox_prefix(self.state.sweep), "")
+        except StoreError as exc:  # a poll without the inbox: results come as attempts end
+            log.event("store.error", logging.WARNING, what="inbox", error=str(exc))
+            return set()
+        announced = {key.rpartition("/")[2] for key in keys}
+        self._announced |= announced
+        return announced
+
+    def _clear_inbox(self) -> None:
+        """Delete the markers whose result the journal holds now (or that name no open trial)."""
+        for trial_id in sorted(self._announced):
+            t = self.open.get(trial_id)
+            if t is not None and not t.done:
+                continue  # announced, not read yet (a store error): keep it
+            try:
+                self.store.delete(inbox_key(self.state.sweep, trial_id))
+            except StoreError as exc:
+                log.event("store.error", logging.WARNING, what="inbox", error=str(exc))
+                continue
+            self._announced.discard(trial_id)
 
     def _on_backend_state(self, t: TrialRecord, ts: TrialState | None, now: datetime) -> None:
         if ts is None or ts.phase in ("pending", "running"):

@@ -62,7 +62,8 @@ from controller.backends.base import Backend, Ending, ExitCode, Launch, TrialSta
 from controller.backends.simulated.clock import Event, SimClock
 from controller.backends.simulated.objectives import Objective
 from controller.backends.simulated.options import SimulatedOptions
-from trainer.contract import FILE_RESULT, BudgetUnit, TrialInfo, TrialResult, TrialSpec
+from trainer.contract import BudgetUnit, TrialInfo, TrialResult, TrialSpec
+from trainer.results import publish
 from trainer.store import NotFound, Store, StoreError
 
 __all__ = ["AttemptRecord", "SimTotals", "SimulatedBackend"]
@@ -459,6 +460,6 @@ class SimulatedBackend(Backend):
                 started_at=started,
                 finished_at=finished,
             )
-        self.store.put(f"{spec.prefix}/{FILE_RESULT}", result.model_dump_json(indent=1).encode())
+        publish(self.store, spec.sweep, spec.trial_id, result.model_dump_json(indent=1).encode())
         rec.result, rec.loss = result.status, result.loss
         self.totals.results += 1
