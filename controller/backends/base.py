@@ -141,6 +141,16 @@ class Backend(Protocol):
         """How many trials fit at once (e.g. GPU slots); None = no limit of the backend's own."""
         return None
 
+    def launch_rate(self) -> float | None:
+        """Launches per second the backend allows on average (an API server's budget); None =
+        no limit of its own. The scheduler starts about one poll interval's worth per tick."""
+        return None
+
+    def launch_concurrency(self) -> int | None:
+        """How many ``launch`` calls the backend serves at once from several threads; None =
+        call it from one thread only."""
+        return None
+
     def clock(self) -> Clock | None:
         """The backend's own clock, for a backend that simulates time; None = the wall clock."""
         return None

@@ -27,16 +27,16 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from controller import log
-from controller.backends.base import Backend, Clock, Ending, ExitCode, Launch, TrialState, WallClock
+from controller.backends.base import Backend, Clock, Ending, ExitCode, TrialState, WallClock
 from controller.bohb import Optimizer
 from controller.sweep import cost, timing
 from controller.sweep.journal import Journal
+from controller.sweep.launcher import Launcher
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import EXIT_BY_REASON, StopReason, SweepState, SweepStatus, TrialRecord
-from controller.sweep.trials import better, jsonable, parse_result, running_cost, trial_spec
+from controller.sweep.trials import better, jsonable, parse_result, running_cost
 from trainer.contract import (
     FILE_RESULT,
-    FILE_TRIAL,
     TrialResult,
     inbox_key,
     inbox_prefix,
@@ -84,6 +84,7 @@ class Scheduler:
         # been raised) and is written as stopped again only if that changed, so re-running a
         # finished sweep writes nothing.
         self.journal = journal or Journal(store, state)
+        self.launcher = Launcher(spec, state.sweep, store, backend, self.clock)
         state.status, state.stop_reason = "running", None
 
     # -- the loop ---------------------------------------------------------------------------
@@ -151,6 +152,7 @@ class Scheduler:
         recorded = self._open_in("LAUNCHED")
         first = [t.trial_id for t in recorded if t.attempts == 1]
         seen = self.backend.poll(first) if first else {}
+        relaunch: list[TrialRecord] = []
         for t in recorded:
             self.dirty = True
             t.state = "RUNNING"  # from here on the normal poll handles it
@@ -161,7 +163,8 @@ class Scheduler:
                 continue
             # Never started, or a retry whose old attempt's exit may still be on record:
             # launch() is idempotent and archives that old exit.
-            self._send_or_lose(t, self.clock.now(), resumed=True)
+            relaunch.append(t)
+        self._launch(relaunch, self.clock.now(), resumed=True)
 
     # -- polling ----------------------------------------------------------------------------
     def _poll(self, now: datetime) -> None:
@@ -423,7 +426,8 @@ class Scheduler:
         # trials wait like that (a bounded look-ahead, never an unbounded pile of asks).
         pending = {t.trial_id for t in waiting if t.state == "PENDING"}
         blocked = False
-        while active + len(batch) < self.parallelism:
+        per_tick = self.launcher.per_tick or self.parallelism
+        while active + len(batch) < self.parallelism and len(batch) < per_tick:
             t = self._next_candidate(now, waiting, may_ask=len(pending) < self.parallelism)
             if t is None:
                 break
@@ -443,13 +447,7 @@ class Scheduler:
             batch.append(t)
         if batch:
             self._save()  # recorded before anything is launched: see the module docstring
-            for t in batch:
-                t.state = "RUNNING"
-                if self._send_or_lose(t, now):
-                    log.event(
-                        "trial.launched", trial=t.trial_id, budget=t.budget, attempt=t.attempts
-                    )
-            self.dirty = True
+            self._launch(batch, now)
         if active + len(batch) > 0:
             return None
         if blocked:
@@ -465,33 +463,17 @@ class Scheduler:
             return "max_trials"
         raise RuntimeError("BOHB has no work and nothing runs: the optimiser state is inconsistent")
 
-    def _send_or_lose(self, t: TrialRecord, now: datetime, *, resumed: bool = False) -> bool:
-        try:
-            self._send(t, resumed=resumed)
-        except Exception as exc:  # an API or store hiccup: retried like a lost trial
-            self._lost(t, f"launch failed: {type(exc).__name__}: {exc}", now)
-            return False
-        return True
-
-    def _send(self, t: TrialRecord, *, resumed: bool = False) -> None:
-        spec, sweep = self.spec, self.state.sweep
-        trial = trial_spec(spec, sweep, t)
-        key = f"{trial_prefix(sweep, t.trial_id)}/{FILE_TRIAL}"
-        if not (resumed and self.store.exists(key)):  # same content: BOHB is deterministic
-            self.store.put(key, trial.model_dump_json(indent=1).encode())
-        # Each launch's own moment (a tick of many launches takes a while), also for relaunches.
-        t.launched_at, t.started_at, t.run_s = self.clock.now(), None, 0.0
-        self.backend.launch(
-            Launch(
-                sweep=sweep,
-                trial_id=t.trial_id,
-                trial_url=self.store.url(key),
-                rung=t.rung,
-                resources=spec.trainer.resources,
-                deadline_s=t.deadline_s,
-                queue_timeout_s=spec.trials.queue_timeout_s,
-            )
-        )
+    def _launch(self, trials: list[TrialRecord], now: datetime, *, resumed: bool = False) -> None:
+        """Hand the trials to the backend (concurrently where it allows); a failed launch is an
+        API or store hiccup, retried like a lost trial."""
+        for t in trials:
+            t.state = "RUNNING"
+        for t, error in zip(trials, self.launcher.launch(trials, resumed=resumed), strict=True):
+            if error is None:
+                log.event("trial.launched", trial=t.trial_id, budget=t.budget, attempt=t.attempts)
+            else:
+                self._lost(t, f"launch failed: {type(error).__name__}: {error}", now)
+        self.dirty = True
 
     def _save(self) -> None:
         """One journal entry with what changed: open trials, the ones just finished, BOHB's

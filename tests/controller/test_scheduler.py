@@ -3,6 +3,8 @@ resume of trials recorded as LAUNCHED."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -190,3 +192,46 @@ def test_an_unreadable_stored_spec_yaml_is_reported_as_such(tmp_path: Path) -> N
     with pytest.raises(ResumeConflictError, match=r"spec.yaml.*not a valid sweep.*malformed YAML"):
         load_or_create(parse_sweep(text), text, FileStore(tmp_path / "store"))
     assert (folder / "spec.yaml").read_text() == "name: syn\nspace: [\n"
+
+
+class Throttled(Scripted):
+    """A backend that allows 3 launches per second from up to 4 threads, and records the
+    threads in flight."""
+
+    def __init__(self, store: FileStore) -> None:
+        super().__init__(store)
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.per_tick: list[int] = []
+
+    def launch_rate(self) -> float | None:
+        return 3.0
+
+    def launch_concurrency(self) -> int | None:
+        return 4
+
+    def launch(self, launch: Launch) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        time.sleep(0.05)  # an API request: the pool overlaps them
+        with self.lock:
+            self.in_flight -= 1
+            super().launch(launch)
+
+
+def test_launches_are_concurrent_and_capped_per_tick(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store")
+    backend = Throttled(store)
+    # poll every 2 s at 3 launches/s: at most 6 launches per tick, so a tick never blocks polls
+    s = _scheduler(tmp_path, backend, parallelism=20, poll_interval_s=2, stop={"max_iterations": 9})
+    launched = []
+    for _ in range(4):
+        before = len(backend.launches)
+        s.tick()
+        launched.append(len(backend.launches) - before)
+    assert launched == [6, 6, 6, 2]  # 20 slots filled, 6 per tick
+    assert 1 < backend.most_in_flight <= 4
+    times = [t.launched_at for t in s.state.trials.values() if t.launched_at]
+    assert len(set(times)) == len(times) == 20  # every launch timestamped on its own
