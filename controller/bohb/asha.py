@@ -69,6 +69,10 @@ class AsyncSHIteration:
     runs: list[ConfigRun] = field(default_factory=list)  # index = config index in the iteration
     num_running: int = 0
     is_finished: bool = False
+    # next_run found nothing to hand out, and no result came since: it would find nothing again
+    # (only register changes what it sees). Derived, never saved: an ask scans every open
+    # iteration, and most of them wait on results.
+    _blocked: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.eta > 1:
@@ -121,7 +125,7 @@ class AsyncSHIteration:
 
     def next_run(self, sample: Sampler) -> ConfigRun | None:
         """The next config to start: the best promotion, else a new config at stage 0, or None."""
-        if self.is_finished:
+        if self.is_finished or self._blocked:
             return None
         stages = self._stages()
         for k in range(self.last_stage - 1, -1, -1):
@@ -146,6 +150,7 @@ class AsyncSHIteration:
             self.is_finished = True
             for r in self.runs:
                 r.status = COMPLETED
+        self._blocked = True
         return None
 
     def _settle(self, stages: _Stages) -> None:
@@ -164,6 +169,7 @@ class AsyncSHIteration:
                     r.status = TERMINATED
 
     def register(self, index: int, loss: float | None) -> None:
+        self._blocked = False
         run = self.runs[index]
         run.losses[str(run.stage)] = loss
         run.status = REVIEW if _finite(loss) else CRASHED

@@ -59,6 +59,9 @@ class SHIteration:
     runs: list[ConfigRun] = field(default_factory=list)  # insertion order = HpBandSter dict order
     num_running: int = 0
     is_finished: bool = False
+    # next_run found nothing to hand out, and no result came since: it would find nothing again.
+    # Derived, never saved: an ask scans every open iteration, and most of them wait on results.
+    _blocked: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.actual:
@@ -70,6 +73,8 @@ class SHIteration:
 
     def next_run(self, sample: Sampler) -> ConfigRun | None:
         """HpBandSter's ``get_next_run``: the next config to start, or None."""
+        if self._blocked:
+            return None
         while True:
             if self.is_finished:
                 return None
@@ -86,9 +91,11 @@ class SHIteration:
             if self.num_running == 0:
                 self._process_results()
                 continue
+            self._blocked = True
             return None
 
     def register(self, index: int, loss: float | None) -> None:
+        self._blocked = False
         run = self.runs[index]
         run.losses[str(run.stage)] = loss
         run.status = REVIEW if loss is not None and math.isfinite(loss) else CRASHED

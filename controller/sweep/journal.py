@@ -235,9 +235,7 @@ class Journal:
     def track(self, state: SweepState) -> None:
         """Remember what the store holds of ``state`` (its open trials and its scalars), so that
         ``save`` writes only what changes from here on."""
-        self._written = {
-            t.trial_id: t.model_dump_json() for t in state.trials.values() if not t.done
-        }
+        self._written = {t.trial_id: _fields(t) for t in state.trials.values() if not t.done}
         self._scalars = _scalars_json(state)
 
     def save(
@@ -254,13 +252,13 @@ class Journal:
         whether anything was written."""
         changed: list[TrialRecord] = []
         for t in trials:
-            text = t.model_dump_json()
-            if self._written.get(t.trial_id) != text:
+            fields = _fields(t)
+            if self._written.get(t.trial_id) != fields:
                 changed.append(t)
             if t.done:
                 self._written.pop(t.trial_id, None)  # final: never written again
             else:
-                self._written[t.trial_id] = text
+                self._written[t.trial_id] = fields
         scalars = _scalars_json(state)
         if not (changed or ops or scalars != self._scalars):
             return False
@@ -270,6 +268,12 @@ class Journal:
             state.bohb = snapshot()
             self.compact(state)
         return True
+
+
+def _fields(t: TrialRecord) -> tuple[Any, ...]:
+    """A record's field values, to tell whether it changed (much cheaper than its JSON; the
+    loop assigns new values, never mutates a dict or a datetime in place)."""
+    return tuple(t.__dict__.values())
 
 
 def _scalars_json(state: SweepState) -> str:

@@ -116,9 +116,10 @@ class Scheduler:
     def tick(self) -> StopReason | None:
         now = self.clock.now()
         self._poll(now)
-        reason = self._check_limits(now)
+        running = self._running_costs(now)  # every launched attempt, once per tick
+        reason = self._check_limits(now, running)
         if reason is None:
-            reason = self._fill(now)
+            reason = self._fill(now, running)
         if reason:
             self._stop(reason)
         self._save()
@@ -355,10 +356,10 @@ class Scheduler:
     def _running_costs(self, now: datetime) -> list[cost.Running]:
         return [running_cost(t, now) for t in self._open_in("LAUNCHED", "RUNNING")]
 
-    def _check_limits(self, now: datetime) -> StopReason | None:
+    def _check_limits(self, now: datetime, running: list[cost.Running]) -> StopReason | None:
         if self.deadline is not None and now >= self.deadline:
             return "deadline"
-        return cost.cap_hit(self.caps, self.state.gpu_seconds, self._running_costs(now))
+        return cost.cap_hit(self.caps, self.state.gpu_seconds, running)
 
     def _stop(self, reason: StopReason) -> None:
         """The sweep ends: running attempts are cancelled, not failed (BOHB is not told), so a
@@ -415,8 +416,7 @@ class Scheduler:
         self.dirty = True
         return t
 
-    def _fill(self, now: datetime) -> StopReason | None:
-        running = self._running_costs(now)
+    def _fill(self, now: datetime, running: list[cost.Running]) -> StopReason | None:
         active = len(running)
         # scanned once per tick
         waiting = self._open_in("LOST") + self._open_in("CANCELLED") + self._open_in("PENDING")

@@ -222,12 +222,12 @@ class SimulatedBackend(Backend):
             att = self._current.get(tid)
             if att is None:
                 reason = "unknown: never launched, or forgotten"
-                states[tid] = TrialState(trial_id=tid, phase="lost", reason=reason)
+                states[tid] = TrialState.model_construct(trial_id=tid, phase="lost", reason=reason)
                 continue
             rec = att.rec
             if att.phase == _RUNNING:
                 assert rec.running_since is not None
-                states[tid] = TrialState(
+                states[tid] = TrialState.model_construct(
                     trial_id=tid,
                     phase="running",
                     started_at=at(rec.running_since),
@@ -235,7 +235,7 @@ class SimulatedBackend(Backend):
                 )
             elif att.phase == _EXITED:
                 assert rec.ended_at is not None
-                states[tid] = TrialState(
+                states[tid] = TrialState.model_construct(
                     trial_id=tid,
                     phase="exited",
                     exit_code=rec.exit_code,
@@ -246,7 +246,7 @@ class SimulatedBackend(Backend):
                     ended_at=at(rec.ended_at),
                 )
             else:
-                states[tid] = TrialState(
+                states[tid] = TrialState.model_construct(
                     trial_id=tid, phase="pending", reason=self._pending_reason(att), run_s=att.run_s
                 )
         return states
