@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import shlex
 import sys
@@ -125,6 +126,18 @@ def build_report(
             file=sys.stderr,
         )
         return 1
+    # the rows live until the end: the garbage collector need not walk them again (nor touch
+    # their pages in the forked workers); unfrozen after, for callers that build several reports
+    gc.freeze()
+    try:
+        return _analyse_and_write(data, out=out, as_json=as_json, top_k=top_k, seed=seed, t0=t0)
+    finally:
+        gc.unfreeze()
+
+
+def _analyse_and_write(
+    data: SweepData, *, out: Path | None, as_json: bool, top_k: int, seed: int, t0: float
+) -> int:
     a = analyse(data, seed=seed)
     s = summarise(a, top_k=top_k)
     if as_json:

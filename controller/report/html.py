@@ -10,6 +10,7 @@ import math
 from html import escape
 from typing import Any
 
+from controller.report import fanova
 from controller.report.correlation import NOT_ENOUGH
 from controller.report.fanova import BudgetImportance
 from controller.report.incumbent import RankedConfig
@@ -113,22 +114,50 @@ def _correlation(a: Analysis) -> str:
     )
 
 
+def _method(b: BudgetImportance) -> str:
+    """Which method gave the numbers, and its estimated error against exact fANOVA."""
+    if b.method == "exact":
+        return (
+            '<p class="method">Method: <b>exact</b> (every tree\'s leaf boxes; no sampling '
+            "error).</p>"
+        )
+    worst = max((p.se for p in b.pairwise), default=0.0)
+    return (
+        f'<p class="method">Method: main effects and marginals <b>exact</b>; pairwise '
+        f"importances <b>sampled</b> ({b.n} configs &gt; {fanova.EXACT_MAX_CONFIGS}): "
+        f"{b.sampled_rows} cells per tree and pair along the finer parameter, exact along the "
+        "other. Estimated error against exact fANOVA: the standard error beside each pair "
+        "(std over trees / √trees: an upper bound, as that spread holds the sampling noise on "
+        f"top of the trees' own), at most <b>{_se(worst)}</b> here.</p>"
+    )
+
+
+def _se(se: float) -> str:
+    """A standard error to 4 decimals; below that, never a bare 0 (it is not exact)."""
+    return f"{se:.4f}" if se >= 0.5e-4 else "&lt; 0.0001"
+
+
 def _importance(b: BudgetImportance, unit: str, figures: dict[str, bytes]) -> str:
     head = f"<h3>Budget {b.budget:g} {escape(unit)} ({b.n} configs)</h3>"
     if b.note:
         return head + f'<p class="na">{escape(b.note)}</p>'
+    sampled = b.method == "sampled"
+    se_head = "<th>± s.e. vs exact</th>" if sampled else ""
     ind = "".join(
-        f'<tr><td class="l">{escape(i.name)}</td><td>{i.fraction:.3f}</td><td>{i.std:.3f}</td></tr>'
+        f'<tr><td class="l">{escape(i.name)}</td><td>{i.fraction:.3f}</td><td>{i.std:.3f}</td>'
+        f"{'<td>exact</td>' if sampled else ''}</tr>"
         for i in b.individual
     )
     pairs = "".join(
         f'<tr><td class="l">{escape(" × ".join(p.names))}</td><td>{p.fraction:.3f}</td>'
-        f"<td>{p.std:.3f}</td></tr>"
+        f"<td>{p.std:.3f}</td>{f'<td>{_se(p.se)}</td>' if sampled else ''}</tr>"
         for p in b.pairwise
     )
+    gap = "<th></th>" if sampled else ""
     tables = (
-        '<table><tr><th class="l">parameter</th><th>importance</th><th>std over trees</th></tr>'
-        f'{ind}<tr><th class="l">pair (top parameters)</th><th></th><th></th></tr>{pairs}</table>'
+        '<table><tr><th class="l">parameter</th><th>importance</th><th>std over trees</th>'
+        f"{se_head}</tr>{ind}"
+        f'<tr><th class="l">pair (top parameters)</th><th></th><th></th>{gap}</tr>{pairs}</table>'
     )
     name = f"marginals_budget_{b.budget:g}.png"
     img = (
@@ -136,7 +165,7 @@ def _importance(b: BudgetImportance, unit: str, figures: dict[str, bytes]) -> st
         if name in figures
         else ""
     )
-    return head + tables + img
+    return head + _method(b) + tables + img
 
 
 def _top(ranked: list[RankedConfig], reruns: dict[str, str]) -> str:
@@ -182,7 +211,10 @@ def render_page(
         "<h2 id='importance'>Parameter importance (fANOVA)</h2>",
         "<p>Fraction of the variance of a random forest fitted to (config, loss) at each budget "
         "that each parameter (and each pair of the top parameters) explains, with the marginal "
-        "predicted loss of the top three parameters.</p>",
+        "predicted loss of the top three parameters. Computed exactly from the trees' leaf "
+        f"boxes; on a budget with more than {fanova.EXACT_MAX_CONFIGS} configurations the pairwise "
+        "importances are sampled instead, and that budget's table says so, with each pair's "
+        "standard error against the exact value.</p>",
         fig("importance_by_budget.png", "parameter importance by budget"),
         importance,
         "<h2 id='curves'>Learning curves</h2>",

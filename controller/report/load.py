@@ -8,10 +8,13 @@ controller's and read only for optional extras (GPU-hours, cost, stop reason), d
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal, TypeGuard
 
@@ -204,7 +207,7 @@ def load_sweep(store: Store, url: str) -> SweepData:
         parts = key.split("/")
         if len(parts) == 3 and parts[0] == "trials":
             folders.setdefault(f"trials/{parts[1]}", set()).add(parts[2])
-    with ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
+    with _no_gc(), ThreadPoolExecutor(max_workers=_FETCH_THREADS) as pool:
         loaded = list(pool.map(lambda item: load_trial(store, *item), sorted(folders.items())))
     trials = [row for row, _ in loaded if row is not None]
     notes = [note for _, trial_notes in loaded for note in trial_notes]
@@ -221,6 +224,20 @@ def load_sweep(store: Store, url: str) -> SweepData:
         state=load_state(store, notes),
         spec_yaml=spec_yaml.decode(errors="replace") if spec_yaml is not None else None,
     )
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector off while the rows are built: they hold no cycles, and its
+    passes over a heap that only grows took a fifth of the load (1.0 of 4.3 s at 10,000 trials,
+    2.9 of 14.2 s at 30,000)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _sweep_name(trials: list[TrialRow], url: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, SerializerFunctionWrapHandler, field_serializer
@@ -82,6 +82,8 @@ class ImportanceSummary(BaseModel):
     budget: float
     n: int
     note: str | None
+    method: Literal["exact", "sampled"]  # of the pairwise importances (each pair has its se)
+    sampled_rows: int | None  # cells drawn per tree and pair when sampled
     individual: list[Importance]
     pairwise: list[PairImportance]
 
@@ -135,7 +137,13 @@ def summarise(a: Analysis, top_k: int = 10) -> ReportSummary:
         correlations=a.correlations,
         importance=[
             ImportanceSummary(
-                budget=b.budget, n=b.n, note=b.note, individual=b.individual, pairwise=b.pairwise
+                budget=b.budget,
+                n=b.n,
+                note=b.note,
+                method=b.method,
+                sampled_rows=b.sampled_rows,
+                individual=b.individual,
+                pairwise=b.pairwise,
             )
             for b in a.importance
         ],
