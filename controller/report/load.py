@@ -2,8 +2,9 @@
 
 The report is built from ``trials/<trial>/trial.json`` + ``result.json`` + ``metrics.jsonl`` alone,
 so it works on a running sweep and on any store. Anything unreadable (a partial file, a result that
-fails the contract) is skipped with a note instead of failing the report. ``state.json`` is the
-controller's and read only for optional extras (GPU-hours, cost, stop reason), defensively.
+fails the contract) is skipped with a note instead of failing the report. ``state.json`` and the
+journal entries after it are the controller's and read only for optional extras (GPU-hours, cost,
+stop reason), defensively.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from trainer.store import NotFound, Store, StoreError
 _TRIAL_ID_RE = re.compile(r"^(?P<config>it(?P<iteration>\d+)-c\d+)-r(?P<rung>\d+)$")
 # Store reads are I/O bound (S3 round trips): fetch several trial folders at once.
 _FETCH_THREADS = 16
+_JOURNAL = "journal"  # the controller's entries after state.json (controller/sweep/journal.py)
 
 TrialStatus = Literal["ok", "failed", "running"]
 
@@ -256,7 +258,38 @@ def load_state(store: Store, notes: list[str]) -> StateExtras | None:
     except StoreError as exc:
         notes.append(f"state.json unreadable ({_short(exc)}); GPU-hours and cost not shown")
         return None
-    return state_extras(raw)
+    return state_extras(roll_forward(store, raw, notes))
+
+
+def roll_forward(store: Store, raw: Any, notes: list[str]) -> Any:
+    """state.json with the controller's journal entries after it applied (its snapshot is
+    rewritten only now and then; controller/sweep/journal.py): each entry's sweep scalars replace
+    the snapshot's and its trial records replace theirs. Read as defensively as the snapshot: an
+    unreadable entry ends the roll forward with a note, and the figures are the last good ones."""
+    if not (isinstance(raw, dict) and isinstance(raw.get("seq"), int)):
+        return raw
+    trials = raw.get("trials")
+    trials = dict(trials) if isinstance(trials, dict) else {}
+    raw = {**raw, "trials": trials}
+    try:
+        keys = store.list_after(_JOURNAL, f"{_JOURNAL}/{raw['seq']:012d}.json")
+    except StoreError as exc:
+        notes.append(f"journal unreadable ({_short(exc)}); GPU-hours and cost as of state.json")
+        return raw
+    for key in keys:
+        try:
+            entry = store.get_json(key)
+        except StoreError as exc:
+            notes.append(f"{key} unreadable ({_short(exc)}); GPU-hours and cost as of before it")
+            break
+        if not isinstance(entry, dict):
+            notes.append(f"{key} is not a journal entry; GPU-hours and cost as of before it")
+            break
+        if isinstance(scalars := entry.get("sweep"), dict):
+            raw.update((k, v) for k, v in scalars.items() if k not in ("trials", "seq"))
+        if isinstance(changed := entry.get("trials"), dict):
+            trials.update(changed)
+    return raw
 
 
 def state_extras(raw: Any) -> StateExtras | None:

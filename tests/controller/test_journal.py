@@ -12,6 +12,7 @@ import yaml
 
 from controller.backends.simulated import SimulatedBackend, SyntheticObjective
 from controller.cli import main
+from controller.report.load import load_sweep
 from controller.sweep import journal as journal_module
 from controller.sweep.journal import (
     ConcurrentWriterError,
@@ -135,11 +136,9 @@ def test_a_journal_with_a_gap_is_refused_naming_the_entry() -> None:
         load(store, "sim")
 
 
-def test_status_reads_past_the_snapshot(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """With compaction held off, state.json is the sweep's first snapshot; `kubohb status` still
-    shows every trial, from the journal."""
+def _uncompacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, FileStore]:
+    """A simulated sweep stopped mid-way with compaction held off: state.json is still its first
+    snapshot (no trial), every trial and all spend are in the journal only."""
     monkeypatch.setattr(journal_module, "MIN_COMPACT_BYTES", 10**12)
     store_dir = tmp_path / "store"
     spec = sim_spec(stop={"max_trials": 6}, parallelism=2, store={"url": str(store_dir)})
@@ -153,11 +152,43 @@ def test_status_reads_past_the_snapshot(
     from controller.sweep.scheduler import Scheduler
 
     scheduler = Scheduler(parsed, store, backend, bohb, state, journal=journal)
-    for _ in range(3):
+    for _ in range(50):  # until results have come in (each sleep jumps to the next event)
         scheduler.tick()
+        if scheduler.state.gpu_seconds > 0:
+            break
         backend.clock().sleep(30)
+    assert scheduler.state.status == "running" and scheduler.state.gpu_seconds > 0
     assert json.loads((store_dir / "sim" / "state.json").read_text())["trials"] == {}
+    return store_dir, store
+
+
+def test_status_reads_past_the_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kubohb status` shows every trial, from the journal."""
+    store_dir, store = _uncompacted(tmp_path, monkeypatch)
     assert main(["status", str(store_dir / "sim"), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     current = load_state(store, "sim")
     assert current is not None and sum(shown["trials"].values()) == len(current.trials) > 0
+
+
+def test_the_report_reads_past_the_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's GPU-hours and per-trial GPU-seconds are the journal's, not the stale
+    snapshot's (which has none); an unreadable entry stops the roll forward with a note."""
+    store_dir, store = _uncompacted(tmp_path, monkeypatch)
+    current = load_state(store, "sim")
+    assert current is not None
+    data = load_sweep(FileStore(store_dir / "sim"), (store_dir / "sim").as_uri())
+    assert data.state is not None
+    assert data.state.gpu_hours == pytest.approx(current.gpu_seconds / 3600)
+    assert data.state.status == "running"
+    spent = {t.trial_id: t.gpu_seconds for t in current.trials.values()}
+    assert data.state.gpu_seconds_by_trial == spent and sum(spent.values()) > 0
+
+    last = store.list(journal_prefix("sim"))[-1]
+    (store_dir / last).write_text("{not json")
+    data = load_sweep(FileStore(store_dir / "sim"), (store_dir / "sim").as_uri())
+    assert data.state is not None and any(last.rpartition("/")[2] in n for n in data.notes)
