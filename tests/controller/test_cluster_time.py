@@ -113,7 +113,9 @@ def test_a_cap_cancels_and_a_resume_continues_to_the_same_results() -> None:
     cancelled = {k for k, t in first.state.trials.items() if t.state == "CANCELLED"}
     assert cancelled, "the deadline fell while trials ran: the test lost its point"
     assert not [t for t in first.state.trials.values() if t.state == "FAILED"]
-    told = set(first.state.bohb["pending"])
+    snapshot = load_state(store, "sim")  # stopped: compacted, BOHB's state in the snapshot
+    assert snapshot is not None
+    told = set(snapshot.bohb["pending"])
     assert cancelled <= told  # never told to BOHB: still pending there
     # A new cluster (the simulator restarts) whose clock continues where the first one stopped.
     options = SimulatedOptions.model_validate({"gpus": 4, "seed": 1})

@@ -39,12 +39,14 @@ def _state() -> SweepState:
             loss=loss,
         )
 
+    running = rec("it1-c0-r1", 3, "RUNNING")
+    running.started_at = T0
     trials = [
         rec("it0-c0-r0", 1, "SUCCEEDED", 0.4),
         rec("it0-c1-r0", 1, "SUCCEEDED", 0.2),
         rec("it0-c1-r1", 3, "SUCCEEDED", 0.3),
         rec("it0-c2-r0", 1, "FAILED"),
-        rec("it1-c0-r1", 3, "RUNNING").model_copy(update={"started_at": T0}),
+        running,
     ]
     return SweepState(
         sweep="s",
