@@ -97,7 +97,7 @@ class BohbKnobs(_Spec):
     # sync: HpBandSter's successive halving (a stage waits for all its results); async: a config
     # is promoted as soon as it ranks in the top 1/eta of its stage's results (ASHA, docs/bohb.md)
     promotion: Literal["sync", "async"] | None = None
-    faithful_kde: bool | None = None  # HpBandSter's exact KDE quirks (slower); see bohb.py
+    faithful_kde: bool | None = None  # HpBandSter's exact KDE quirks (slower); see docs/bohb.md
     # KDE fitted on at most this many results per budget (docs/bohb.md deviation 15); unset = 2048
     max_model_points: int | None = Field(None, ge=1)
 
