@@ -44,6 +44,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from controller.sweep import snapshot
 from controller.sweep.state import (
     FILE_STATE,
     TRIAL_FIELDS,
@@ -57,8 +58,7 @@ from trainer.store import AlreadyExists, NotFound, Store, StoreError
 
 JOURNAL = "journal"
 MIN_COMPACT_BYTES = 256 * 1024
-# The snapshot straight to bytes: model_dump_json() and then encode() held the state's JSON twice
-# (38 MB each at 50,000 trials) at the moment of the controller's peak memory.
+# A new sweep's snapshot straight to bytes (later snapshots: controller/sweep/snapshot.py)
 _STATE: TypeAdapter[SweepState] = TypeAdapter(SweepState)
 
 
@@ -231,17 +231,12 @@ class Journal:
     def compact(self, state: SweepState, optimiser: dict[str, Any]) -> None:
         """Rewrite the snapshot at the last entry, with ``optimiser`` (BOHB's state now) as its
         ``bohb``. The state keeps no copy of it: in a running controller the optimiser object is
-        the truth and ``state.bohb`` stays empty (a copy was 45 MB at 50,000 trials, two while
-        the next one was built)."""
+        the truth and ``state.bohb`` stays empty (a copy was 45 MB at 50,000 trials). Written in
+        pieces through a local file (``snapshot.put``): the whole JSON is never in memory."""
         state.seq = self.seq
-        state.bohb = optimiser
-        try:
-            data = _STATE.dump_json(state)
-        finally:
-            state.bohb = {}
-        self.store.put(state_key(self.sweep), data)
-        self.snapshot_bytes, self.tail_bytes = len(data), 0
-        self.bytes_written += len(data)
+        size = snapshot.put(self.store, state_key(self.sweep), state, optimiser)
+        self.snapshot_bytes, self.tail_bytes = size, 0
+        self.bytes_written += size
 
     # -- what changed ----------------------------------------------------------------------------
     def track(self, state: SweepState) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+from pathlib import Path
 
 from controller import log
 from controller.sweep import journal
@@ -39,6 +40,10 @@ class KillAfterWrites(CountingStore):
     def put_new(self, key: str, data: bytes) -> None:
         self.last = ("put_new", key)
         super().put_new(key, data)
+
+    def put_file(self, path: str | Path, key: str) -> None:
+        self.last = ("put_file", key)
+        super().put_file(path, key)
 
     def _after_put(self) -> None:
         if self.counts["put"] >= self.writes:

@@ -46,6 +46,10 @@ class PutSizes(CountingStore):
         self.sizes.append((key, len(data)))
         super().put_new(key, data)
 
+    def put_file(self, path: str | Path, key: str) -> None:
+        self.sizes.append((key, Path(path).stat().st_size))
+        super().put_file(path, key)
+
 
 def _simulated(spec: dict[str, Any], store: Any) -> Any:
     text = yaml.safe_dump(spec, sort_keys=False)

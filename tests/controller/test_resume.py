@@ -40,7 +40,7 @@ def _kind(op: str, key: str) -> str:
     if "/journal/" in key:
         return "entry"
     if key.endswith("/state.json"):
-        return "compaction" if op == "put" else "start"
+        return "start" if op == "put_new" else "compaction"  # compaction: put_file
     return "trial.json" if key.endswith("/trial.json") else key
 
 

@@ -6,10 +6,12 @@ import builtins
 import json
 import logging
 import os
+import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 log = logging.getLogger("kubohb.store")
 
@@ -118,11 +120,21 @@ def check_key(key: str, url: str) -> str:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all (temp file, fsync, rename)."""
+    _atomic(path, lambda f: f.write(data))
+
+
+def atomic_copy(src: Path, path: Path) -> None:
+    """Copy the file ``src`` to ``path`` whole or not at all, without reading it into memory."""
+    with src.open("rb") as source:
+        _atomic(path, lambda f: shutil.copyfileobj(source, f, 1 << 20))
+
+
+def _atomic(path: Path, fill: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            fill(f)
             f.flush()
             os.fsync(f.fileno())
         Path(tmp).replace(path)

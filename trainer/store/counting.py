@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections import Counter
+from pathlib import Path
 
 from trainer.store.base import Store
 
@@ -28,6 +29,11 @@ class CountingStore(Store):
     def put_new(self, key: str, data: bytes) -> None:
         self.counts["put"] += 1
         self.inner.put_new(key, data)
+        self._after_put()
+
+    def put_file(self, path: str | Path, key: str) -> None:
+        self.counts["put"] += 1
+        self.inner.put_file(path, key)
         self._after_put()
 
     def exists(self, key: str) -> bool:

@@ -7,7 +7,15 @@ import os
 import tempfile
 from pathlib import Path
 
-from trainer.store.base import AlreadyExists, NotFound, Store, StoreError, atomic_write, check_key
+from trainer.store.base import (
+    AlreadyExists,
+    NotFound,
+    Store,
+    StoreError,
+    atomic_copy,
+    atomic_write,
+    check_key,
+)
 
 
 def _is_temp(path: Path) -> bool:
@@ -39,6 +47,12 @@ class FileStore(Store):
     def put(self, key: str, data: bytes) -> None:
         try:
             atomic_write(self._path(key), data)
+        except OSError as exc:
+            raise StoreError(f"{self.url(key)}: cannot write ({exc.strerror or exc})") from exc
+
+    def put_file(self, path: str | Path, key: str) -> None:
+        try:
+            atomic_copy(Path(path), self._path(key))
         except OSError as exc:
             raise StoreError(f"{self.url(key)}: cannot write ({exc.strerror or exc})") from exc
 
