@@ -5,7 +5,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-ALL = ["optimizers", "trainer", "controller", "k8s_backend", "report", "simulate", "bohb_scale"]
+ALL = [
+    "optimizers",
+    "trainer",
+    "controller",
+    "k8s_backend",
+    "report",
+    "simulate",
+    "bohb_scale",
+    "scale",
+]
 
 
 def main(argv: list[str]) -> int:
