@@ -8,10 +8,9 @@ Write order (what makes a SIGKILL at any point safe):
 Each save appends one journal entry holding only what changed (``journal.py``).
 A restart re-launches LAUNCHED trials (idempotent; skipped if their result is already there),
 polls RUNNING ones, and re-asks BOHB from its snapshot, which hands out the same trials again.
-Polling lists the sweep's inbox once (a trainer announces each result there) and reads only the
-results it names, plus those of attempts the backend says ended: O(new results) store requests
-per poll, whatever the number of running or finished trials. A marker is deleted once the
-result it announced is in the journal.
+Polling lists the sweep's inbox once and reads only the results it names, plus those of attempts
+the backend says ended: O(new results) store requests per poll (``inbox.py``). How an attempt
+ends (charged, told to BOHB, retried or not) is ``outcomes.py``.
 
 Time comes from a ``Clock`` (the wall clock, or the simulator's virtual one). A trial's deadline
 and cost count from when the backend says it *runs*; an attempt queued or pending longer than
@@ -30,19 +29,14 @@ from controller import log
 from controller.backends.base import Backend, Clock, Ending, ExitCode, TrialState, WallClock
 from controller.bohb import Optimizer
 from controller.sweep import cost, timing
+from controller.sweep.inbox import Inbox
 from controller.sweep.journal import Journal
 from controller.sweep.launcher import Launcher
+from controller.sweep.outcomes import Outcomes
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import EXIT_BY_REASON, StopReason, SweepState, SweepStatus, TrialRecord
-from controller.sweep.trials import better, jsonable, parse_result, running_cost
-from trainer.contract import (
-    FILE_RESULT,
-    TrialResult,
-    inbox_key,
-    inbox_prefix,
-    trial_prefix,
-)
-from trainer.store import NotFound, Store, StoreError
+from controller.sweep.trials import jsonable, running_cost
+from trainer.store import Store
 
 # The loop cancels a running attempt this long after its deadline: the trainer stops at its budget
 # by itself, and the local backend's wrapper kills it at the deadline, well before.
@@ -79,7 +73,8 @@ class Scheduler:
         # Trials not finished yet, in table order: each poll scans these, never the finished ones.
         self.open = {k: t for k, t in state.trials.items() if not t.done}
         self._closing: list[TrialRecord] = []  # finished since the last save: written once more
-        self._announced: set[str] = set()  # inbox markers seen, to delete once recorded
+        self.inbox = Inbox(store, state.sweep)
+        self.outcomes = Outcomes(spec, state, bohb)
         # The journal knows what the store holds; a resumed sweep runs again (its caps may have
         # been raised) and is written as stopped again only if that changed, so re-running a
         # finished sweep writes nothing.
@@ -123,12 +118,13 @@ class Scheduler:
         if reason:
             self._stop(reason)
         self._save()
-        self._clear_inbox()
+        self.inbox.clear(self._unread)
         return reason
 
-    def _tell(self, trial_id: str, loss: float | None) -> None:
-        self.bohb.tell(trial_id, loss)
-        self.dirty = True
+    def _unread(self, trial_id: str) -> bool:
+        """An announced result not read yet (a store error): its marker stays."""
+        t = self.open.get(trial_id)
+        return t is not None and not t.done
 
     def _open_in(self, *phases: str) -> list[TrialRecord]:
         done = [k for k, t in self.open.items() if t.done]
@@ -160,7 +156,7 @@ class Scheduler:
             ts = seen.get(t.trial_id)
             if ts is not None and ts.phase != "lost":
                 continue  # it started (a first attempt has no older exit to confuse)
-            if self._read_result(t) is not None:
+            if self.inbox.read_result(t.trial_id) is not None:
                 continue
             # Never started, or a retry whose old attempt's exit may still be on record:
             # launch() is idempotent and archives that old exit.
@@ -170,10 +166,11 @@ class Scheduler:
     # -- polling ----------------------------------------------------------------------------
     def _poll(self, now: datetime) -> None:
         running = self._open_in("RUNNING")
-        announced = self._inbox()
+        announced = self.inbox.poll()
         if not running:
             return
-        results = {t.trial_id: self._read_result(t) for t in running if t.trial_id in announced}
+        read = self.inbox.read_result
+        results = {t.trial_id: read(t.trial_id) for t in running if t.trial_id in announced}
         # Every running trial is polled, finished ones too: the backend says how long it ran.
         states = self.backend.poll([t.trial_id for t in running])
         for t in running:
@@ -185,67 +182,45 @@ class Scheduler:
                 log.event(f"trial.{change}", trial=t.trial_id, attempt=t.attempts, waited_s=waited)
             result = results.get(t.trial_id)
             if result is not None:
-                self._finish(t, result, now, ts)
+                self.outcomes.finish(t, result, now, ts)
             else:
                 self._on_backend_state(t, ts, now)
-
-    def _inbox(self) -> set[str]:
-        """Trial ids whose result was announced (one listing); remembered for ``_clear_inbox``."""
-        try:
-            keys = self.store.list_after(inbox_prefix(self.state.sweep), "")
-        except StoreError as exc:  # a poll without the inbox: results come as attempts end
-            log.event("store.error", logging.WARNING, what="inbox", error=str(exc))
-            return set()
-        announced = {key.rpartition("/")[2] for key in keys}
-        self._announced |= announced
-        return announced
-
-    def _clear_inbox(self) -> None:
-        """Delete the markers whose result the journal holds now (or that name no open trial)."""
-        for trial_id in sorted(self._announced):
-            t = self.open.get(trial_id)
-            if t is not None and not t.done:
-                continue  # announced, not read yet (a store error): keep it
-            try:
-                self.store.delete(inbox_key(self.state.sweep, trial_id))
-            except StoreError as exc:
-                log.event("store.error", logging.WARNING, what="inbox", error=str(exc))
-                continue
-            self._announced.discard(trial_id)
 
     def _on_backend_state(self, t: TrialRecord, ts: TrialState | None, now: datetime) -> None:
         if ts is None or ts.phase in ("pending", "running"):
             self._check_clock(t, now)
             return
-        result = self._read_result(t)  # it may have landed between the store read and the poll
+        # it may have landed between the inbox's listing and the poll
+        result = self.inbox.read_result(t.trial_id)
         if result is not None:
-            self._finish(t, result, now, ts)
+            self.outcomes.finish(t, result, now, ts)
         elif ts.phase == "exited" and ts.ending == Ending.DEADLINE and not timing.has_run(t):
             # a backstop (a Job's activeDeadlineSeconds) ended an attempt that never ran
-            self._lost(t, "never started before the backend's deadline (queued or pending)", now)
+            why = "never started before the backend's deadline (queued or pending)"
+            self.outcomes.lost(t, why, now)
         elif ts.phase == "exited" and ts.exit_code == ExitCode.BAD_TRIAL:
-            self._fail(
+            self.outcomes.fail(
                 t,
                 f"trainer rejected the trial (exit code {ExitCode.BAD_TRIAL:d}): see its log",
                 now,
             )
         elif ts.phase == "exited" and ts.ending == Ending.DEADLINE:
-            self._fail(t, f"deadline exceeded ({t.deadline_s:g} s)", now, ts=ts)
+            self.outcomes.fail(t, f"deadline exceeded ({t.deadline_s:g} s)", now, ts=ts)
         else:
             why = ts.reason or f"exit code {ts.exit_code}"
             lost = why if ts.phase == "lost" else f"exited without a result ({why})"
-            self._lost(t, lost, now, ts)
+            self.outcomes.lost(t, lost, now, ts)
 
     def _check_clock(self, t: TrialRecord, now: datetime) -> None:
         """The loop's own time rules for an attempt the backend still holds."""
         if timing.overdue_s(t, now, DEADLINE_SLACK_S) > 0:
             self.backend.cancel(t.trial_id)
-            self._fail(t, f"deadline exceeded ({t.deadline_s:g} s); cancelled", now)
+            self.outcomes.fail(t, f"deadline exceeded ({t.deadline_s:g} s); cancelled", now)
             return
         limit = self.spec.trials.queue_timeout_s
         if timing.queued_too_long_s(t, now, limit) > 0:
             self.backend.cancel(t.trial_id)
-            self._lost(
+            self.outcomes.lost(
                 t, f"queued or pending for more than trials.queue_timeout_s ({limit:g} s)", now
             )
 
@@ -269,89 +244,6 @@ class Scheduler:
                 times.append(now + timedelta(seconds=max(0.0, left / rate)))
         return min((x for x in times if x is not None), default=None)
 
-    def _read_result(self, t: TrialRecord) -> TrialResult | str | None:
-        """The trial's result, an error string for an invalid one, or None if not there yet."""
-        key = f"{trial_prefix(self.state.sweep, t.trial_id)}/{FILE_RESULT}"
-        try:
-            raw = self.store.get(key)
-        except NotFound:
-            return None
-        except StoreError as exc:
-            log.event("store.error", logging.WARNING, trial=t.trial_id, error=str(exc))
-            return None
-        return parse_result(raw, t.trial_id)
-
-    # -- outcomes ---------------------------------------------------------------------------
-    def _end_attempt(
-        self,
-        t: TrialRecord,
-        now: datetime,
-        ts: TrialState | None = None,
-        result: TrialResult | None = None,
-    ) -> None:
-        """Charge the attempt's running time (never its wait) and record how long it waited."""
-        assert t.launched_at is not None
-        end = now
-        finished = result.finished_at if result is not None else None
-        if finished is not None and t.launched_at <= finished <= now:
-            end = finished  # the trainer's own clock: no charge for the controller's downtime
-        ran = timing.final_running_s(t, ts, end, result)
-        charged = cost.charge(ran, t.deadline_s, t.gpus)
-        t.gpu_seconds += charged
-        t.queued_s += max(0.0, (end - t.launched_at).total_seconds() - ran)
-        t.run_s, t.started_at, t.ended_at = ran, None, now
-        self.state.gpu_seconds += charged
-        self.state.cost = cost.money(self.state.gpu_seconds, self.spec.stop.gpu_hour_price)
-        self.dirty = True
-
-    def _finish(
-        self, t: TrialRecord, result: TrialResult | str, now: datetime, ts: TrialState | None
-    ) -> None:
-        if isinstance(result, str):
-            self._fail(t, result, now, ts=ts)
-            return
-        self._end_attempt(t, now, ts, result)
-        t.info = result.info.model_dump(exclude_none=True)
-        if result.status == "ok":
-            t.state, t.loss = "SUCCEEDED", result.loss
-            self.state.incumbent = better(self.state.incumbent, t)
-            self._tell(t.trial_id, result.loss)
-            log.event("trial.succeeded", trial=t.trial_id, budget=t.budget, loss=t.loss)
-        else:
-            t.state, t.error = "FAILED", result.error
-            self._tell(t.trial_id, None)
-            log.event("trial.failed", trial=t.trial_id, budget=t.budget, error=t.error)
-
-    def _fail(
-        self,
-        t: TrialRecord,
-        error: str,
-        now: datetime,
-        *,
-        ended: bool = False,
-        ts: TrialState | None = None,
-    ) -> None:
-        if t.state in ("LAUNCHED", "RUNNING") and not ended:
-            self._end_attempt(t, now, ts)
-        t.state, t.error, t.ended_at = "FAILED", error, now
-        self._tell(t.trial_id, None)
-        self.dirty = True
-        log.event("trial.failed", logging.WARNING, trial=t.trial_id, budget=t.budget, error=error)
-
-    def _lost(self, t: TrialRecord, why: str, now: datetime, ts: TrialState | None = None) -> None:
-        self._end_attempt(t, now, ts)
-        if self._fail_if_out_of_attempts(t, why, now):
-            return
-        t.state, t.error = "LOST", why
-        log.event("trial.lost", logging.WARNING, trial=t.trial_id, attempts=t.attempts, reason=why)
-
-    def _fail_if_out_of_attempts(self, t: TrialRecord, why: str | None, now: datetime) -> bool:
-        lost = t.attempts - t.cancels  # attempts a sweep stop cancelled were not lost
-        if lost < self.spec.trials.max_attempts:
-            return False
-        self._fail(t, f"lost {lost} time(s), last: {why}", now, ended=True)
-        return True
-
     # -- limits -----------------------------------------------------------------------------
     def _running_costs(self, now: datetime) -> list[cost.Running]:
         return [running_cost(t, now) for t in self._open_in("LAUNCHED", "RUNNING")]
@@ -367,10 +259,7 @@ class Scheduler:
         now = self.clock.now()
         for t in self._open_in("LAUNCHED", "RUNNING"):
             self.backend.cancel(t.trial_id)
-            self._end_attempt(t, now)
-            t.state, t.cancels = "CANCELLED", t.cancels + 1
-            t.error = f"cancelled: the sweep stopped ({reason}); relaunched when it is resumed"
-            log.event("trial.cancelled", trial=t.trial_id, reason=reason)
+            self.outcomes.cancelled(t, reason, now)
         status: SweepStatus = "finished" if EXIT_BY_REASON[reason] == 0 else "stopped"
         self.state.status, self.state.stop_reason = status, reason
         self.dirty = True  # the journal writes it only if it differs from what the store holds
@@ -432,7 +321,7 @@ class Scheduler:
             if t is None:
                 break
             # trials.max_attempts may have been lowered on resume since this trial was lost
-            if t.state == "LOST" and self._fail_if_out_of_attempts(t, t.error, now):
+            if t.state == "LOST" and self.outcomes.fail_if_out_of_attempts(t, t.error, now):
                 continue
             reserve = cost.reservation(t.reserve_s, t.deadline_s)
             if not cost.can_launch(self.caps, self.state.gpu_seconds, running, reserve, t.gpus):
@@ -472,15 +361,15 @@ class Scheduler:
             if error is None:
                 log.event("trial.launched", trial=t.trial_id, budget=t.budget, attempt=t.attempts)
             else:
-                self._lost(t, f"launch failed: {type(error).__name__}: {error}", now)
+                self.outcomes.lost(t, f"launch failed: {type(error).__name__}: {error}", now)
         self.dirty = True
 
     def _save(self) -> None:
         """One journal entry with what changed: open trials, the ones just finished, BOHB's
         asks and tells since the last entry, the sweep's scalars."""
-        if not self.dirty:
+        if not (self.dirty or self.outcomes.changed):
             return
-        self.dirty = False
+        self.dirty = self.outcomes.changed = False
         trials = [*self.open.values(), *self._closing]
         self._closing = []
         self.journal.save(
