@@ -1,20 +1,22 @@
 """Scale: the controller's cost per trial as a sweep grows, on the simulator and the API emulation.
 
     python -m benchmarks scale [--sizes 1000 10000 50000] [--running 100 1000] [--skip-k8s]
+                               [--max-model-points N] [--out figures.json]
 
 1. Sweeps of ``--sizes`` trials with ``--running`` running at once, each in a fresh process (so
    its peak RSS is its own): the real scheduler, BOHB (async promotions, no iteration limit, the
    BOHB paper's budgets 400 s .. 3 h, eta 3) and journal against ``SimulatedBackend`` in virtual
    time, with a ``FileStore`` on /dev/shm (the store's bytes are not the controller's memory).
    The simulated trainers write through their own store object; the controller's is wrapped to
-   count its requests and bytes. Figures: controller CPU per trial over the first and the last
-   tenth of the trials (by results), bytes the controller writes per trial (journal entries,
-   snapshots, trial.json files), store requests per poll, the biggest object it writes, peak RSS,
-   and two restarts from the store: as it was left (the final snapshot), and the worst case, the
-   snapshot before the last compaction plus every entry after it (the most a restart ever reads:
-   compaction is due when the entries outweigh the snapshot).
-2. Store requests per poll with 1,000 trials running and no new result: the same sweep with the
-   clock ticking through every poll interval instead of jumping to the next event.
+   count its requests and bytes. Figures: controller CPU per trial in each tenth of the trials
+   (cut by results and by launches, with the ticks and the CPU per tick in each), bytes the
+   controller writes per trial (journal entries, snapshots, trial.json files), store requests
+   per poll, the biggest object it writes, peak RSS, and two restarts from the store in a fresh
+   process: as it was left (the final snapshot), and the worst case, the snapshot before the
+   last compaction plus every entry after it (the most a restart ever reads: compaction is due
+   when the entries outweigh the snapshot).
+2. Store requests per poll with 1,000 trials running and no new result: hour-long trials, the
+   clock ticking through every poll interval once all of them run.
 3. 1,000 concurrent launches against the API server emulation (tests/k8s) through the real
    scheduler and Kubernetes backend, pods that run longer than the measurement: Jobs/s, polls
    during the launches, Jobs the controller deleted (none is past its running deadline, so any
@@ -159,13 +161,21 @@ class TimedClock:
 
 
 def spec_for(
-    name: str, trials: int, running: int, store_dir: Path, budget: dict[str, Any] = BUDGET
+    name: str,
+    trials: int,
+    running: int,
+    store_dir: Path,
+    budget: dict[str, Any] = BUDGET,
+    max_model_points: int | None = None,
 ) -> tuple[SweepSpec, str]:
+    bohb: dict[str, Any] = {"seed": 0, "promotion": "async"}
+    if max_model_points is not None:
+        bohb["max_model_points"] = max_model_points
     spec: dict[str, Any] = {
         "name": name,
         "space": {"parameters": SPACE},
         "budget": budget,
-        "bohb": {"seed": 0, "promotion": "async"},
+        "bohb": bohb,
         "stop": {"max_trials": trials},
         "parallelism": running,
         "poll_interval_s": 30,
@@ -280,11 +290,11 @@ class Run:
         return [b.requests - a.requests for a, b in itertools.pairwise(self.marks)]
 
 
-def run_sim(trials: int, running: int) -> SimFigures:
+def run_sim(trials: int, running: int, max_model_points: int | None = None) -> SimFigures:
     """One sweep of ``trials`` trials with ``running`` at once, to its end."""
     root = _root()
     try:
-        spec, text = spec_for("scale", trials, running, root)
+        spec, text = spec_for("scale", trials, running, root, max_model_points=max_model_points)
         run = Run(root, spec, text, ticking=False)
         wall0 = time.perf_counter()
         reason = run.scheduler.run()
@@ -405,9 +415,11 @@ def _seq(snapshot: Path) -> int:
     return int(match.group(1))
 
 
-def _job(job: tuple[str, int, int]) -> Any:
-    kind, trials, running = job
-    return asdict(run_sim(trials, running)) if kind == "sweep" else run_quiet(running)
+def _job(job: tuple[str, int, int, int | None]) -> Any:
+    kind, trials, running, max_model_points = job
+    if kind == "quiet":
+        return run_quiet(running)
+    return asdict(run_sim(trials, running, max_model_points))
 
 
 # ---- 3. concurrent launches against the API emulation ------------------------------------------
@@ -474,7 +486,11 @@ def run_k8s(trials: int = 1000) -> K8sFigures:
 
 # ---- the report --------------------------------------------------------------------------------
 def _ratio(tenths: list[tuple[float, int]]) -> float:
-    return tenths[-1][0] / tenths[0][0] if tenths and tenths[0][0] else math.nan
+    """Last tenth over the first; nan where a tenth passed inside one tick (all trials launched
+    at once: the tenths cannot be told apart)."""
+    if not tenths or any(ticks == 0 for _, ticks in tenths) or not tenths[0][0]:
+        return math.nan
+    return tenths[-1][0] / tenths[0][0]
 
 
 def _print_sim(rows: list[dict[str, Any]]) -> None:
@@ -515,10 +531,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="sweeps at once (processes)")
     parser.add_argument("--skip-k8s", action="store_true", help="no API emulation part")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--max-model-points", type=int, help="bohb.max_model_points of the sweeps (default 2048)"
+    )
     args = parser.parse_args(argv)
     quiet_running = max(args.running)
-    jobs = [("sweep", n, r) for n in args.sizes for r in args.running if r <= n]
-    jobs.append(("quiet", 0, quiet_running))
+    mmp = args.max_model_points
+    jobs: list[tuple[str, int, int, int | None]] = [
+        ("sweep", n, r, mmp) for n in args.sizes for r in args.running if r <= n
+    ]
+    jobs.append(("quiet", 0, quiet_running, None))
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")  # one process per sweep: its own RSS
     with ProcessPoolExecutor(args.jobs, mp_context=context, max_tasks_per_child=1) as pool:
