@@ -534,11 +534,21 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--max-model-points", type=int, help="bohb.max_model_points of the sweeps (default 2048)"
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="runs of each sweep (the same seed: the machine's noise)",
+    )
     args = parser.parse_args(argv)
     quiet_running = max(args.running)
     mmp = args.max_model_points
     jobs: list[tuple[str, int, int, int | None]] = [
-        ("sweep", n, r, mmp) for n in args.sizes for r in args.running if r <= n
+        ("sweep", n, r, mmp)
+        for n in args.sizes
+        for r in args.running
+        if r <= n
+        for _ in range(args.repeats)
     ]
     jobs.append(("quiet", 0, quiet_running, None))
     started = time.perf_counter()
@@ -570,16 +580,19 @@ def main(argv: list[str]) -> int:
 def acceptance(sims: list[dict[str, Any]], polls: list[int], k8s: K8sFigures | None) -> bool:
     print("\nACCEPTANCE")
     at = (ACCEPT["trials"], ACCEPT["running"])
-    row = next((r for r in sims if (r["trials"], r["running"]) == at), None)
+    rows = [r for r in sims if (r["trials"], r["running"]) == at]
     checks: list[tuple[str, bool | None]] = []
-    if row is None:
+    if not rows:
         checks.append((f"{at[0]:,} trials / {at[1]:,} running", None))
-    else:
-        ratio, written = _ratio(row["by_results"]), row["bytes_per_trial"]
-        rss, restart = row["rss_mb"], row["restart_worst_s"]
+    else:  # over repeats: the median ratio, the worst of the rest
+        ratios = [_ratio(r["by_results"]) for r in rows]
+        ratio = statistics.median(ratios)
+        written = max(r["bytes_per_trial"] for r in rows)
+        rss, restart = max(r["rss_mb"] for r in rows), max(r["restart_worst_s"] for r in rows)
+        runs = f" (median of {', '.join(f'{x:.2f}' for x in ratios)})" if len(rows) > 1 else ""
         checks += [
             (
-                f"CPU per trial, last tenth / first tenth {ratio:.2f} <= {CPU_RATIO}",
+                f"CPU per trial, last tenth / first tenth {ratio:.2f}{runs} <= {CPU_RATIO}",
                 ratio <= CPU_RATIO,
             ),
             (
