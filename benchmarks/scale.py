@@ -516,12 +516,15 @@ def _print_sim(rows: list[dict[str, Any]]) -> None:
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
         print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    print("\ncontroller CPU in each tenth of the sweep: ms per trial (ticks, ms per tick)")
     for r in rows:
+        tenth = r["trials"] // 10
         for key in ("by_results", "by_launches"):
-            cells = "  ".join(f"{ms:.2f} ({ticks})" for ms, ticks in r[key])
-            print(
-                f"  {r['trials']:,}/{r['running']:,} CPU ms/trial (ticks) per tenth {key}: {cells}"
+            cells = "  ".join(
+                f"{ms:.2f} ({ticks}, {ms * tenth / ticks if ticks else math.nan:.1f})"
+                for ms, ticks in r[key]
             )
+            print(f"  {r['trials']:,}/{r['running']:,} {key}: {cells}")
 
 
 def main(argv: list[str]) -> int:
