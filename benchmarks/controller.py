@@ -1,7 +1,8 @@
 """Controller overhead: CPU per trial, store requests per poll, 100 and 1,000 running trials.
 
-Trials are fake (a backend whose "trainer" writes result.json into a real file store), so what is
-measured is the controller alone: BOHB ask/tell, trial.json and state.json writes, polling.
+Trials are fake (a backend whose "trainer" publishes result.json and its inbox marker into a real
+file store, as ``trainer/results.py`` does), so what is measured is the controller alone: BOHB
+ask/tell, trial.json writes, the journal, polling.
 Peers measured in the same run:
 - CPU: BOHB's own ask/tell for the same number of trials (the floor any controller pays);
 - polling: a poller that lists the sweep's ``trials/`` prefix, as a naive design would; its cost
@@ -25,7 +26,8 @@ from controller.sweep.runner import load_or_create, new_bohb
 from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import SweepState
-from trainer.contract import FILE_RESULT, TrialResult, trial_prefix
+from trainer.contract import TrialResult
+from trainer.results import publish
 from trainer.store import FileStore, Store
 from trainer.store.counting import CountingStore
 from trainer.synthetic import synthetic_loss
@@ -54,8 +56,7 @@ class FakeBackend(Backend):
         ids = list(trial_ids)
         for trial_id in ids[: max(1, math.ceil(len(ids) * self.fraction))]:
             result = TrialResult(trial_id=trial_id, status="ok", loss=0.5)
-            key = f"{trial_prefix(self.sweep, trial_id)}/{FILE_RESULT}"
-            self.store.put(key, result.model_dump_json().encode())  # the trainer's write
+            publish(self.store, self.sweep, trial_id, result.model_dump_json().encode())
             self.running.pop(trial_id, None)
         return {t: TrialState(trial_id=t, phase="running") for t in ids}
 
@@ -161,8 +162,9 @@ def main(argv: list[str]) -> int:
         )
     print(
         "GETs/poll: result.json reads of one poll tick with that many trials running, early and "
-        "late in the sweep (finished trials so far in brackets): equal, i.e. independent of "
-        "finished trials. A poller listing trials/ would read every key (2 per finished trial)."
+        "late in the sweep (finished trials so far in brackets): the results the inbox announced "
+        "in that tick, independent of finished trials. A poller listing trials/ would read every "
+        "key (2 per finished trial)."
     )
     return 0
 

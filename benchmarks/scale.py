@@ -442,6 +442,7 @@ def run_k8s(trials: int = 1000) -> K8sFigures:
     from tests.k8s.objects import JOBS
 
     root = _root()
+    original = k8s_backend.load_api_client
     try:
         with RunningApiServer() as server, FakeKubelet(server.store, lambda job, a: "timed") as k:
             k.run_seconds = 3600.0
@@ -481,6 +482,7 @@ def run_k8s(trials: int = 1000) -> K8sFigures:
                 api_requests_per_trial=requests / trials,
             )
     finally:
+        k8s_backend.load_api_client = original
         shutil.rmtree(root, ignore_errors=True)
 
 
