@@ -19,6 +19,7 @@ from controller.backends.base import Resources
 from controller.backends.k8s.options import KubernetesOptions
 from controller.backends.local.options import LocalOptions
 from controller.backends.simulated.options import SimulatedOptions
+from controller.sweep import sweepfile
 from trainer.contract import BudgetUnit, Dataset, DataSource, check_name
 
 DEFAULT_COMMAND = ["python", "-m", "trainer"]
@@ -371,7 +372,7 @@ def format_errors(exc: ValidationError) -> list[str]:
 def parse_sweep(text: str, source: str = "<sweep>") -> SweepSpec:
     """Validate YAML text; raises SpecError listing every problem."""
     try:
-        data = yaml.safe_load(text)
+        data = sweepfile.load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -392,9 +393,9 @@ def parse_sweep(text: str, source: str = "<sweep>") -> SweepSpec:
 def read_sweep(path: str | Path) -> tuple[SweepSpec, str]:
     """The validated spec and the exact text it came from (the file is read once)."""
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise SpecError(str(path), [f"cannot read the file ({exc.strerror or exc})"]) from None
+        text = sweepfile.read_text(path)
+    except sweepfile.SweepFileError as exc:
+        raise SpecError(str(path), [str(exc)]) from None
     return parse_sweep(text, str(path)), text
 
 

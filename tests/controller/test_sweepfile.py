@@ -1,0 +1,106 @@
+"""Sweep files that are not what they seem: refused with exit 2 and a one-line reason, never a
+traceback, a hang or runaway memory (controller/sweep/sweepfile.py)."""
+
+from __future__ import annotations
+
+import codecs
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from controller.cli import main
+from controller.sweep import sweepfile
+from controller.sweep.spec import SpecError, parse_sweep, read_sweep
+from tests.sweeps import synthetic_sweep
+
+GOOD = "name: ok\n"  # a YAML mapping; what the loader returns is all these tests look at
+
+
+def _refusal(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """``kubohb validate`` on the file: exit 2, and its one error line."""
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    with pytest.raises(SpecError) as exc:
+        read_sweep(path)
+    assert len(exc.value.errors) == 1, exc.value.errors
+    return exc.value.errors[0]
+
+
+@pytest.mark.timeout(30)  # a FIFO blocked `open` until a writer came: this test hung before
+def test_a_fifo_a_device_and_a_directory_are_refused_without_reading(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fifo = tmp_path / "sweep.fifo"
+    os.mkfifo(fifo)
+    assert "not a regular file (a FIFO, socket or device)" in _refusal(fifo, capsys)
+    assert "not a regular file" in _refusal(Path("/dev/zero"), capsys)
+    assert "not a regular file (a directory)" in _refusal(tmp_path, capsys)
+
+
+def test_a_big_file_is_refused_by_its_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("# " + "x" * sweepfile.MAX_BYTES + "\n" + GOOD)
+    assert "larger than 1024 KB" in _refusal(big, capsys)
+
+
+def test_encodings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    utf16 = tmp_path / "utf16.yaml"
+    utf16.write_bytes(GOOD.encode("utf-16"))  # with its BOM
+    assert _refusal(utf16, capsys) == "the file is UTF-16; save it as UTF-8"
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"# ok\nname: caf\xe9\n")
+    assert _refusal(latin1, capsys) == "not UTF-8 (byte 0xe9 on line 2); save the file as UTF-8"
+    bom = tmp_path / "bom.yaml"  # a UTF-8 BOM (Windows editors write one) is fine
+    bom.write_bytes(codecs.BOM_UTF8 + yaml.safe_dump(synthetic_sweep(tmp_path)).encode())
+    assert read_sweep(bom)[0].name == "syn"
+
+
+def _yaml_error(text: str) -> str:
+    with pytest.raises(SpecError) as exc:
+        parse_sweep(text)
+    assert len(exc.value.errors) == 1, exc.value.errors
+    return exc.value.errors[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: " + "[" * 10_000 + "]" * 10_000 + "\n",
+        "".join(f"{' ' * i}k{i}:\n" for i in range(2_000)),
+    ],
+    ids=["flow", "block"],
+)
+def test_deep_nesting_is_refused_before_python_recursion_runs_out(text: str) -> None:
+    error = _yaml_error(text)
+    assert error.startswith("line ") and f"nested deeper than {sweepfile.MAX_DEPTH} levels" in error
+
+
+def test_an_alias_bomb_is_refused_before_it_expands() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    error = _yaml_error("\n".join(lines) + "\n")  # 9**10 values once expanded
+    assert f"more than {sweepfile.MAX_NODES:,} values once its aliases are expanded" in error
+
+
+def test_a_duplicate_key_is_refused_where_it_is() -> None:
+    error = _yaml_error("name: a\nparallelism: 2\nname: b\n")
+    assert error == (
+        "line 3, column 1: malformed YAML (duplicate key 'name': YAML would keep only the last one)"
+    )
+    nested = _yaml_error("name: a\nbudget:\n  min: 1\n  min: 2\n")
+    assert nested.startswith("line 4, column 3:") and "duplicate key 'min'" in nested
+
+
+def test_anchors_and_merge_keys_still_work() -> None:
+    text = "base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\nagain: *b\n"
+    assert sweepfile.load(text) == {
+        "base": {"x": 1, "y": 2},
+        "use": {"x": 1, "y": 3},  # an explicit key overrides a merged one: not a duplicate
+        "again": {"x": 1, "y": 2},
+    }
+    assert sweepfile.load("") is None
