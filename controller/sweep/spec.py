@@ -19,6 +19,7 @@ from controller.backends.base import Resources
 from controller.backends.k8s.options import KubernetesOptions
 from controller.backends.local.options import LocalOptions
 from controller.backends.simulated.options import SimulatedOptions
+from controller.bohb.hyperband import Schedule
 from controller.sweep import sweepfile
 from trainer.contract import BudgetUnit, Dataset, DataSource, check_name
 
@@ -48,8 +49,18 @@ class SpecError(ValueError):
         super().__init__(f"{source}: " + "; ".join(errors))
 
 
+# Bounds that keep every number of a spec usable: a clock past a year overflows nothing and
+# means nothing; more budgets than this is a schedule no sweep finishes (and slow to build).
+MAX_SECONDS = 366 * 86400.0
+MAX_POLL_S = 3600.0
+MAX_EPOCHS = 100_000.0
+MAX_BUDGETS = 32
+
+
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are refused in every float field: they validate against gt/ge and then overflow
+    # a clock or a schedule far from the file
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class SpaceRef(_Spec):
@@ -82,6 +93,15 @@ class BudgetSpec(_Spec):
     def _ordered(self) -> BudgetSpec:
         if self.max < self.min:
             raise ValueError(f"max ({self.max:g}) must be >= min ({self.min:g})")
+        top = MAX_SECONDS if self.unit == "seconds" else MAX_EPOCHS
+        if self.max > top:
+            raise ValueError(f"max ({self.max:g}) must be <= {top:g} {self.unit}")
+        budgets = Schedule(self.min, self.max, self.eta).max_sh_iter  # counted, nothing built
+        if budgets > MAX_BUDGETS:
+            raise ValueError(
+                f"min {self.min:.10g}, max {self.max:.10g} and eta {self.eta:.10g} give "
+                f"{budgets:,} budgets (at most {MAX_BUDGETS}): raise min or eta"
+            )
         return self
 
 
@@ -170,7 +190,7 @@ class TrainerSpec(_Spec):
     seed: int = Field(0, ge=0)  # training seed of every trial
     # The TrialSpec knobs the trainer takes, copied into every trial.json.
     max_params: int | None = Field(None, gt=0)
-    checkpoint_every_s: float = Field(300.0, gt=0)
+    checkpoint_every_s: float = Field(300.0, gt=0, le=MAX_SECONDS)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     compile: bool = False
@@ -186,14 +206,14 @@ class TrialPolicy(_Spec):
     # Deadline = budget in seconds x timeout_factor + startup_allowance_s of running time. For an
     # epoch budget one epoch counts as seconds_per_epoch (a generous worst case); timeout_s
     # overrides it all. Past it the attempt is cancelled and the trial FAILED.
-    timeout_factor: float = Field(2.0, ge=1)
-    startup_allowance_s: float = Field(120.0, ge=0)
-    seconds_per_epoch: float = Field(600.0, gt=0)
-    timeout_s: float | None = Field(None, gt=0)
+    timeout_factor: float = Field(2.0, ge=1, le=100)
+    startup_allowance_s: float = Field(120.0, ge=0, le=MAX_SECONDS)
+    seconds_per_epoch: float = Field(600.0, gt=0, le=MAX_SECONDS)
+    timeout_s: float | None = Field(None, gt=0, le=MAX_SECONDS)
     # The most an attempt may wait queued, suspended (Kueue) or pending (scheduling, node scale-up,
     # image pull) before it runs. Past it the attempt is cancelled and the trial LOST (relaunched
     # up to max_attempts, at the back of any queue). None: wait as long as it takes.
-    queue_timeout_s: float | None = Field(86400.0, gt=0)
+    queue_timeout_s: float | None = Field(86400.0, gt=0, le=MAX_SECONDS)
 
 
 class CredentialsRef(_Spec):
@@ -269,7 +289,7 @@ class SweepSpec(_Spec):
     bohb: BohbKnobs = BohbKnobs()
     stop: StopSpec = StopSpec()
     parallelism: int = Field(1, ge=1)
-    poll_interval_s: float = Field(2.0, gt=0)
+    poll_interval_s: float = Field(2.0, gt=0, le=MAX_POLL_S)
     trainer: TrainerSpec = TrainerSpec()
     trials: TrialPolicy = TrialPolicy()
     store: StoreSpec = StoreSpec()

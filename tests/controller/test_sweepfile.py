@@ -104,3 +104,33 @@ def test_anchors_and_merge_keys_still_work() -> None:
         "again": {"x": 1, "y": 2},
     }
     assert sweepfile.load("") is None
+
+
+@pytest.mark.parametrize(
+    ("over", "expected"),
+    [
+        ({"trials": {"startup_allowance_s": float("inf")}}, "trials.startup_allowance_s: "),
+        ({"stop": {"max_gpu_hours": float("inf")}}, "stop.max_gpu_hours: "),
+        ({"budget": {"eta": float("nan")}}, "budget.eta: "),
+        ({"poll_interval_s": 1e308}, "poll_interval_s: must be <= 3600"),
+        ({"trials": {"queue_timeout_s": 1e308}}, "trials.queue_timeout_s: must be <= 3.16224e+07"),
+        ({"budget": {"unit": "seconds", "min": 1, "max": 1e308}}, "budget: max (1e+308) must be"),
+        (
+            {"budget": {"min": 1e-300, "max": 1}},
+            "budget: min 1e-300, max 1 and eta 3 give 629 budgets (at most 32): raise min or eta",
+        ),
+        (
+            {"budget": {"min": 1, "max": 9, "eta": 1.0000001}},
+            "budget: min 1, max 9 and eta 1.0000001 give 21,972,247 budgets",
+        ),
+        ({"backend": {"local": {"cancel_grace_s": float("inf")}}}, "backend.local.cancel_grace_s"),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_numbers_that_would_overflow_a_clock_or_a_schedule_are_refused_by_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], over: dict[str, object], expected: str
+) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(synthetic_sweep(tmp_path, **over)))  # .inf / .nan in YAML
+    error = _refusal(path, capsys)
+    assert error.startswith(expected.split(":")[0]) and expected in error, error

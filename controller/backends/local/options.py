@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class LocalOptions(BaseModel):
     """The local backend: trials as subprocesses of this machine."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     run_dir: str = "runs/.local"  # pid files, exit codes and logs, for adoption after a restart
     # GPU ids to hand out one slot each (CUDA_VISIBLE_DEVICES); None = detect with nvidia-smi.
