@@ -23,6 +23,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
+    field_validator,
     model_validator,
 )
 
@@ -36,7 +37,8 @@ class InvalidConfigError(ValueError):
 
 
 class _Param(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf/nan refused as bounds, defaults and choices (a nan choice never equals itself)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: Annotated[str, Field(min_length=1, max_length=100)]
     # All listed parents must take one of the listed values for this parameter to be active.
@@ -151,6 +153,15 @@ class CategoricalParam(_Param):
     choices: list[Choice]
     default: Choice | None = None
 
+    @field_validator("choices", "default", mode="before")
+    @classmethod
+    def _finite(cls, v: Any) -> Any:
+        # before the union: one clear error instead of one per member of Choice
+        for c in v if isinstance(v, list) else [v]:
+            if isinstance(c, float) and not math.isfinite(c):
+                raise ValueError(f"{c!r} is not a finite number")
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> CategoricalParam:
         if not self.choices:
@@ -217,6 +228,12 @@ class SearchSpace(BaseModel):
                 if parent not in by_name:
                     raise ValueError(
                         f"parameter {p.name!r}: active_if names unknown parent {parent!r}"
+                    )
+                if by_name[parent].type == "float":
+                    raise ValueError(
+                        f"parameter {p.name!r}: active_if on the float parameter {parent!r} "
+                        "matches only that exact value, which sampling never draws; condition "
+                        "on a categorical or int parameter"
                     )
                 for value in values:
                     try:

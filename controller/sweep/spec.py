@@ -96,6 +96,11 @@ class BudgetSpec(_Spec):
         top = MAX_SECONDS if self.unit == "seconds" else MAX_EPOCHS
         if self.max > top:
             raise ValueError(f"max ({self.max:g}) must be <= {top:g} {self.unit}")
+        if self.min < self.max and self.eta > self.max / self.min:
+            raise ValueError(
+                f"eta ({self.eta:g}) is larger than max / min ({self.max / self.min:g}): only max "
+                "would ever run; lower eta, or set min = max for a single budget"
+            )
         budgets = Schedule(self.min, self.max, self.eta).max_sh_iter  # counted, nothing built
         if budgets > MAX_BUDGETS:
             raise ValueError(
@@ -254,6 +259,10 @@ class StoreSpec(_Spec):
         scheme = v.split("://", 1)[0] if "://" in v else ""
         if scheme not in ("", "file", "s3"):
             raise ValueError(f"{v!r}: use file:///dir, a path, or s3://bucket/prefix")
+        if scheme == "s3" and not v.removeprefix("s3://").split("/", 1)[0]:
+            raise ValueError(f"{v!r} names no bucket: use s3://bucket/prefix")
+        if scheme == "file" and not v.removeprefix("file://"):
+            raise ValueError(f"{v!r} names no folder: use file:///dir or a path")
         return v
 
     def root_url(self) -> str:
@@ -352,6 +361,8 @@ def _check_space(spec: SweepSpec) -> list[str]:
         spec.space.build()
     except ImportError:
         return []  # the BOHB core is not installed; `run` reports it
+    except ValidationError as exc:  # field paths below `space`, never pydantic's raw text
+        return format_errors(exc, "space")
     except (ValueError, KeyError) as exc:
         return [f"space: {_one_line(exc)}"]
     return []
@@ -370,10 +381,13 @@ _BOUNDS = {
 }
 
 
-def format_errors(exc: ValidationError) -> list[str]:
+def format_errors(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One ``field.path: message`` line per error; ``prefix``: the path of what was validated."""
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        parts = [prefix] if prefix else []
+        parts += [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+        loc = ".".join(parts)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] in _BOUNDS:
             op, key = _BOUNDS[err["type"]]

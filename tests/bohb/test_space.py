@@ -108,11 +108,11 @@ def test_encoding_matches_configspace_examples() -> None:
 
 def test_order_is_depth_then_python_name_order() -> None:
     space = _space(
-        {"name": "lr", "type": "float", "low": 0, "high": 1, "active_if": {"c": ["a"]}},
+        {"name": "lr", "type": "int", "low": 0, "high": 9, "active_if": {"c": ["a"]}},
         {"name": "j", "type": "float", "low": 0, "high": 1},
         {"name": "c", "type": "categorical", "choices": ["a", "b"]},
         {"name": "Z", "type": "float", "low": 0, "high": 1},
-        {"name": "deep", "type": "float", "low": 0, "high": 1, "active_if": {"lr": [0.5]}},
+        {"name": "deep", "type": "float", "low": 0, "high": 1, "active_if": {"lr": [5]}},
     )
     assert space.names == ["Z", "c", "j", "lr", "deep"]
 

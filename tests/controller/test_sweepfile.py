@@ -134,3 +134,44 @@ def test_numbers_that_would_overflow_a_clock_or_a_schedule_are_refused_by_field(
     path.write_text(yaml.safe_dump(synthetic_sweep(tmp_path, **over)))  # .inf / .nan in YAML
     error = _refusal(path, capsys)
     assert error.startswith(expected.split(":")[0]) and expected in error, error
+
+
+def _space(*params: dict[str, object]) -> dict[str, object]:
+    return {"parameters": list(params)}
+
+
+X = {"name": "x", "type": "float", "low": 0.0, "high": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("over", "expected"),
+    [
+        ({"store": {"url": "s3://"}}, "store.url: 's3://' names no bucket: use s3://bucket/prefix"),
+        ({"store": {"url": "file://"}}, "store.url: 'file://' names no folder"),
+        (
+            {"budget": {"min": 1, "max": 9, "eta": 1e308}},
+            "budget: eta (1e+308) is larger than max / min (9): only max would ever run",
+        ),
+        (
+            {"space": _space({"name": "c", "type": "categorical", "choices": [0.5, float("nan")]})},
+            "space.parameters.0.categorical.choices: nan is not a finite number",
+        ),
+        (
+            {"space": _space({**X, "high": float("inf")})},
+            "space.parameters.0.float.high: Input should be a finite number",
+        ),
+        (
+            {"space": _space(X, {**X, "name": "y", "active_if": {"x": [0.5]}})},
+            "space: parameter 'y': active_if on the float parameter 'x' matches only that exact",
+        ),
+    ],
+    ids=lambda v: str(v)[:40],
+)
+def test_accepted_before_but_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], over: dict[str, object], expected: str
+) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(synthetic_sweep(tmp_path, **over)))
+    error = _refusal(path, capsys)
+    assert error.startswith(expected), error
+    assert "pydantic.dev" not in error
