@@ -96,6 +96,8 @@ class BudgetSpec(_Spec):
         top = MAX_SECONDS if self.unit == "seconds" else MAX_EPOCHS
         if self.max > top:
             raise ValueError(f"max ({self.max:g}) must be <= {top:g} {self.unit}")
+        if not math.isfinite(self.max / self.min):
+            raise ValueError(f"max / min ({self.max:g} / {self.min:g}) is not a finite number")
         if self.min < self.max and self.eta > self.max / self.min:
             raise ValueError(
                 f"eta ({self.eta:g}) is larger than max / min ({self.max / self.min:g}): only max "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -124,11 +125,12 @@ def test_anchors_and_merge_keys_still_work() -> None:
             "budget: min 1, max 9 and eta 1.0000001 give 21,972,247 budgets",
         ),
         ({"backend": {"local": {"cancel_grace_s": float("inf")}}}, "backend.local.cancel_grace_s"),
+        ({"budget": {"min": 5e-324, "max": 9}}, "budget: max / min (9 / 4.94066e-324) is not a"),
     ],
     ids=lambda v: str(v)[:40],
 )
 def test_numbers_that_would_overflow_a_clock_or_a_schedule_are_refused_by_field(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], over: dict[str, object], expected: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], over: dict[str, Any], expected: str
 ) -> None:
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(synthetic_sweep(tmp_path, **over)))  # .inf / .nan in YAML
@@ -168,7 +170,7 @@ X = {"name": "x", "type": "float", "low": 0.0, "high": 1.0}
     ids=lambda v: str(v)[:40],
 )
 def test_accepted_before_but_wrong(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], over: dict[str, object], expected: str
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], over: dict[str, Any], expected: str
 ) -> None:
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(synthetic_sweep(tmp_path, **over)))
