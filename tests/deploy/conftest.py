@@ -76,3 +76,28 @@ def one(objects: list[dict[str, Any]], kind: str, component: str | None = None) 
     ]
     assert len(found) == 1, f"expected one {kind} ({component}), found {len(found)}"
     return found[0]
+
+
+def supported_kubernetes() -> list[str]:
+    """Every Kubernetes minor version from the chart's declared minimum (Chart.yaml kubeVersion)
+    to the newest whose schemas kubernetes-validate ships: what the manifests must pass."""
+    from kubernetes_validate.utils import all_versions
+
+    declared = yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"]
+    low = tuple(int(x) for x in declared.removeprefix(">=").split("-")[0].split(".")[:2])
+    versions = {tuple(int(x) for x in v.split(".")[:2]) for v in all_versions()}
+    return [f"{a}.{b}.0" for a, b in sorted(versions) if (a, b) >= low]
+
+
+def validate_strictly(docs: list[dict[str, Any]], version: str) -> list[str]:
+    """The strict schema errors of each document under ``version`` (none: all valid)."""
+    import kubernetes_validate
+
+    errors = []
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            name = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+            errors.append(f"{version} {name}: {exc.message} at {list(exc.path)}")
+    return errors

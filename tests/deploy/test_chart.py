@@ -14,7 +14,17 @@ import yaml
 from controller.backends.k8s.names import sweep_selector
 from controller.cli import EXIT_BAD_INPUT, EXIT_CAPPED
 from controller.sweep.spec import parse_sweep
-from tests.deploy.conftest import CHART, GPU_SPOT_VALUES, NAMESPACE, Render, one, run_helm, template
+from tests.deploy.conftest import (
+    CHART,
+    GPU_SPOT_VALUES,
+    NAMESPACE,
+    Render,
+    one,
+    run_helm,
+    supported_kubernetes,
+    template,
+    validate_strictly,
+)
 from tests.deploy.pod_security import restricted_violations
 
 CREATED_SECRET = [
@@ -77,6 +87,17 @@ def test_rendered_objects_validate_strictly(helm: str, name: str) -> None:
     passed = proc.stdout.count(" passed for resource ")
     assert passed == len([d for d in yaml.safe_load_all(manifest) if d]), proc.stdout
     assert {"Job", "Role", "RoleBinding", "ServiceAccount", "ConfigMap", "Pod"} <= kinds
+
+
+@pytest.mark.parametrize("name", VALUE_IDS)
+def test_rendered_objects_validate_on_every_supported_kubernetes(helm: str, name: str) -> None:
+    """From the chart's declared kubeVersion minimum to the newest schemas: an object valid on
+    the newest only (a field required before it was defaulted) fails here."""
+    docs = [d for d in yaml.safe_load_all(template(helm, *VALUE_SETS[name])) if d]
+    versions = supported_kubernetes()
+    assert versions[0] == "1.26.0" and len(versions) >= 12  # 1.26 .. 1.37 at least
+    errors = [e for version in versions for e in validate_strictly(docs, version)]
+    assert errors == []
 
 
 def test_validator_is_strict() -> None:
@@ -212,6 +233,7 @@ def test_controller_job_runs_the_sweep_and_knows_its_pod(render: Render) -> None
     # Bad spec (2) and stopped by a cap (3) end the Job instead of resuming into the same end.
     assert {
         "action": "FailJob",
+        "onPodConditions": [],  # required by the schemas before 1.29
         "onExitCodes": {
             "containerName": "controller",
             "operator": "In",

@@ -14,7 +14,14 @@ import yaml
 from controller.backends.base import Launch
 from controller.backends.k8s.jobs import OwnerRef, build_job
 from controller.sweep.spec import SweepSpec, parse_sweep
-from tests.deploy.conftest import GPU_SPOT_VALUES, NAMESPACE, Render, one
+from tests.deploy.conftest import (
+    GPU_SPOT_VALUES,
+    NAMESPACE,
+    Render,
+    one,
+    supported_kubernetes,
+    validate_strictly,
+)
 from tests.deploy.pod_security import restricted_violations
 
 
@@ -61,6 +68,18 @@ def test_trial_jobs_validate_strictly(
         input=manifest, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_trial_jobs_validate_on_every_supported_kubernetes(
+    chart_and_jobs: tuple[list[dict[str, Any]], dict[int, dict[str, Any]]],
+) -> None:
+    _, jobs = chart_and_jobs
+    errors = [
+        e
+        for version in supported_kubernetes()
+        for e in validate_strictly(list(jobs.values()), version)
+    ]
+    assert errors == []
 
 
 def test_trial_pods_are_restricted_and_use_the_charts_identity(

@@ -114,6 +114,7 @@ def test_default_job_shape() -> None:
     assert spec["podFailurePolicy"]["rules"] == [
         {
             "action": "FailJob",
+            "onPodConditions": [],  # required by the schemas before 1.29
             "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [2]},
         },
         # status is required by the schemas before 1.35 (optional, defaulted, from 1.35)

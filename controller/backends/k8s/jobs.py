@@ -79,6 +79,9 @@ def pod_failure_policy() -> dict[str, Any]:
         "rules": [
             {
                 "action": "FailJob",
+                # required by the schemas before 1.29 even beside onExitCodes; the API server
+                # takes one of the two, and an empty list counts as not given
+                "onPodConditions": [],
                 "onExitCodes": {
                     "containerName": CONTAINER,
                     "operator": "In",
