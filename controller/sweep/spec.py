@@ -49,8 +49,9 @@ class SpecError(ValueError):
         super().__init__(f"{source}: " + "; ".join(errors))
 
 
-# Bounds that keep every number of a spec usable: a clock past a year overflows nothing and
-# means nothing; more budgets than this is a schedule no sweep finishes (and slow to build).
+# Bounds that keep every number of a spec usable: the loop adds these times to datetimes (1e308 s
+# overflowed, far from the file), and no trial's clock needs more than a year; more budgets than
+# this is a schedule no sweep finishes, and slow to build.
 MAX_SECONDS = 366 * 86400.0
 MAX_POLL_S = 3600.0
 MAX_EPOCHS = 100_000.0
