@@ -13,7 +13,8 @@ Behaviour knobs for failure tests come from the config itself (so BOHB can learn
 Test hooks from the environment (the controller's tests pick trials by id):
 ``KUBOHB_SYNTHETIC_FAULTS`` = JSON ``{trial_id: fault}`` with fault ``fail``, ``crash`` (exit 1),
 ``bad`` (exit 2, the bad-trial code), ``infra`` (exit 75 every time), ``lost_once`` (exit 75 the
-first time only), ``hang`` (sleep forever), ``garbage``; ``KUBOHB_SYNTHETIC_INVOCATIONS`` = a local
+first time only), ``hang`` (sleep forever), ``garbage``, ``result_dir`` (a directory where
+result.json belongs, on a file store); ``KUBOHB_SYNTHETIC_INVOCATIONS`` = a local
 file that gets one line per invocation (``trial_id pid``), so tests count how often a trial ran;
 ``KUBOHB_SYNTHETIC_SLEEP`` = seconds every trial sleeps before finishing.
 """
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from trainer.contract import FILE_METRICS, FILE_RESULT, ExitCode, TrialInfo, TrialResult, TrialSpec
 from trainer.results import publish
-from trainer.store import Store, StoreError, open_store, open_url
+from trainer.store import FileStore, Store, StoreError, open_store, open_url
 
 
 def synthetic_loss(config: dict[str, object], budget: float, max_budget: float, seed: int) -> float:
@@ -129,6 +130,9 @@ def _apply_fault(fault: str, store: Store, out: str, cfg: dict[str, object]) -> 
     if fault == "hang":
         while True:
             time.sleep(3600)
+    if fault == "result_dir" and isinstance(store, FileStore):  # an unreadable result.json
+        (store.dir / out / FILE_RESULT).mkdir(parents=True, exist_ok=True)
+        return 0
     codes = {"crash": 1, "bad": ExitCode.BAD_TRIAL, "infra": ExitCode.INFRA}
     if fault in codes:
         return codes[fault]

@@ -21,6 +21,8 @@ class Inbox:
     def __init__(self, store: Store, sweep: str) -> None:
         self.store, self.sweep = store, sweep
         self.announced: set[str] = set()  # markers seen and not deleted yet
+        # why a trial's result.json could not be read (the last store error), for its reason
+        self.unreadable: dict[str, str] = {}
 
     def poll(self) -> set[str]:
         """Trial ids whose result was announced (one listing); remembered for ``clear``."""
@@ -52,8 +54,11 @@ class Inbox:
         try:
             raw = self.store.get(key)
         except NotFound:
+            self.unreadable.pop(trial_id, None)
             return None
         except StoreError as exc:
             log.event("store.error", logging.WARNING, trial=trial_id, error=str(exc))
+            self.unreadable[trial_id] = str(exc)
             return None
+        self.unreadable.pop(trial_id, None)
         return parse_result(raw, trial_id)

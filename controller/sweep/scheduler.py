@@ -208,7 +208,13 @@ class Scheduler:
             self.outcomes.fail(t, f"deadline exceeded ({t.deadline_s:g} s)", now, ts=ts)
         else:
             why = ts.reason or f"exit code {ts.exit_code}"
-            lost = why if ts.phase == "lost" else f"exited without a result ({why})"
+            unreadable = self.inbox.unreadable.pop(t.trial_id, None)
+            if ts.phase == "lost":
+                lost = why
+            elif unreadable is not None:
+                lost = f"exited ({why}) but its result.json could not be read: {unreadable}"
+            else:
+                lost = f"exited without a result ({why})"
             self.outcomes.lost(t, lost, now, ts)
 
     def _check_clock(self, t: TrialRecord, now: datetime) -> None:

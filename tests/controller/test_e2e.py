@@ -104,6 +104,7 @@ def test_bad_trials_fail_cleanly_and_lose_nothing(tmp_path: Path, inv_file: Path
         "it0-c3-r0": "garbage",  # result.json that fails validation
         "it0-c4-r0": "lost_once",  # first attempt dies (exit 75), the relaunch succeeds
         "it0-c5-r0": "fail",  # a proper failed result
+        "it0-c6-r0": "result_dir",  # exit 0, and a directory where result.json belongs
     }
     env = {
         "KUBOHB_SYNTHETIC_INVOCATIONS": str(inv_file),
@@ -121,14 +122,20 @@ def test_bad_trials_fail_cleanly_and_lose_nothing(tmp_path: Path, inv_file: Path
     assert errors["it0-c2-r0"] == "deadline exceeded (6 s)"
     assert errors["it0-c3-r0"].startswith("invalid result.json")
     assert errors["it0-c5-r0"] == "config asked to fail"
+    assert errors["it0-c6-r0"].startswith(
+        "lost 3 time(s), last: exited (exit code 0) but its result.json could not be read: "
+    ), errors["it0-c6-r0"]
+    assert errors["it0-c6-r0"].endswith("result.json: Is a directory")
     assert trials["it0-c4-r0"]["state"] == "SUCCEEDED" and trials["it0-c4-r0"]["attempts"] == 2
     failed = {t for t, r in trials.items() if r["state"] == "FAILED"}
     assert failed == set(faults) - {"it0-c4-r0"}
     ran = invocations(inv_file)
-    assert ran["it0-c0-r0"] == 3 and ran["it0-c4-r0"] == 2
-    assert all(n == 1 for t, n in ran.items() if t not in ("it0-c0-r0", "it0-c4-r0"))
+    assert ran["it0-c0-r0"] == ran["it0-c6-r0"] == 3 and ran["it0-c4-r0"] == 2
+    retried = ("it0-c0-r0", "it0-c4-r0", "it0-c6-r0")
+    assert all(n == 1 for t, n in ran.items() if t not in retried)
     # everything else finished and was kept; failed configs were never promoted
-    assert len(trials) == 13 and sum(r["state"] == "SUCCEEDED" for r in trials.values()) == 8
+    # 9 + 3 + 1 trials, the 6 failed ones included
+    assert len(trials) == 13 and sum(r["state"] == "SUCCEEDED" for r in trials.values()) == 7
     promoted = {t.rsplit("-", 1)[0] for t, r in trials.items() if r["rung"] > 0}
     assert not promoted & {t.rsplit("-", 1)[0] for t in failed}
 
