@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import sys
-from pathlib import Path
 
 from controller import log
 from controller.sweep import journal
@@ -31,23 +30,9 @@ class KillAfterWrites(CountingStore):
     def __init__(self, inner: Store, writes: int) -> None:
         super().__init__(inner)
         self.writes = writes
-        self.last = ("", "")
 
-    def put(self, key: str, data: bytes) -> None:
-        self.last = ("put", key)
-        super().put(key, data)
-
-    def put_new(self, key: str, data: bytes) -> None:
-        self.last = ("put_new", key)
-        super().put_new(key, data)
-
-    def put_file(self, path: str | Path, key: str) -> None:
-        self.last = ("put_file", key)
-        super().put_file(path, key)
-
-    def _after_put(self) -> None:
+    def _after_put(self, op: str, key: str, size: int) -> None:
         if self.counts["put"] >= self.writes:
-            op, key = self.last
             print(json.dumps({"event": "test.killed_after", "op": op, "key": key}), file=sys.stderr)
             sys.stderr.flush()
             os.kill(os.getpid(), signal.SIGKILL)

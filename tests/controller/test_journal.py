@@ -38,17 +38,8 @@ class PutSizes(CountingStore):
         super().__init__(inner)
         self.sizes: list[tuple[str, int]] = []
 
-    def put(self, key: str, data: bytes) -> None:
-        self.sizes.append((key, len(data)))
-        super().put(key, data)
-
-    def put_new(self, key: str, data: bytes) -> None:
-        self.sizes.append((key, len(data)))
-        super().put_new(key, data)
-
-    def put_file(self, path: str | Path, key: str) -> None:
-        self.sizes.append((key, Path(path).stat().st_size))
-        super().put_file(path, key)
+    def _after_put(self, op: str, key: str, size: int) -> None:
+        self.sizes.append((key, size))
 
 
 def _simulated(spec: dict[str, Any], store: Any) -> Any:

@@ -10,7 +10,8 @@ from trainer.store.base import Store
 
 
 class CountingStore(Store):
-    """Delegates to ``inner`` and counts requests per operation; ``_after_put`` is a hook."""
+    """Delegates to ``inner`` and counts requests per operation; ``_after_put`` is a hook that
+    sees every successful write (its operation, key and size)."""
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
@@ -24,17 +25,17 @@ class CountingStore(Store):
     def put(self, key: str, data: bytes) -> None:
         self.counts["put"] += 1
         self.inner.put(key, data)
-        self._after_put()
+        self._after_put("put", key, len(data))
 
     def put_new(self, key: str, data: bytes) -> None:
         self.counts["put"] += 1
         self.inner.put_new(key, data)
-        self._after_put()
+        self._after_put("put_new", key, len(data))
 
     def put_file(self, path: str | Path, key: str) -> None:
         self.counts["put"] += 1
         self.inner.put_file(path, key)
-        self._after_put()
+        self._after_put("put_file", key, Path(path).stat().st_size)
 
     def exists(self, key: str) -> bool:
         self.counts["exists"] += 1
@@ -55,5 +56,5 @@ class CountingStore(Store):
     def total(self) -> int:
         return sum(self.counts.values())
 
-    def _after_put(self) -> None:
-        """Called after every successful put (a subclass may stop the process here)."""
+    def _after_put(self, op: str, key: str, size: int) -> None:
+        """Called after every successful write (a subclass may record it, or stop the process)."""
