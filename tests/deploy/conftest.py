@@ -21,6 +21,15 @@ CHART = ROOT / "helm" / "kubohb"
 GPU_SPOT_VALUES = CHART / "ci" / "gpu-spot-values.yaml"
 NAMESPACE = "sweeps"
 RELEASE = "demo"
+# The values the chart has no default for (it fails naming each one left empty), as the test
+# release sets them: renders without a values file start from these.
+REQUIRED_VALUES = (
+    "--set", "image.repository=registry.example.com/ml/kubohb-controller",
+    "--set", "store.url=s3://my-bucket/kubohb",
+    "--set", "sweep.name=demo",
+    "--set", "sweep.trainer.image=registry.example.com/ml/kubohb-trainer:0.1.0",
+    "--set", "sweep.trainer.dataset=synthetic",
+)  # fmt: skip
 
 Render = Callable[..., list[dict[str, Any]]]
 
@@ -44,11 +53,22 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([helm, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
+def with_required(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``args`` after REQUIRED_VALUES, unless they name a values file (which must then set the
+    required values itself, as the ci/ files do)."""
+    if "--values" in args or "-f" in args:
+        return args
+    return (*REQUIRED_VALUES, *args)
+
+
 @functools.cache
 def template(helm: str, *args: str) -> str:
-    """`helm template` output (cached per argument list: the chart does not change during a run);
-    fails the test with helm's message when rendering fails."""
-    proc = run_helm(helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *args)
+    """`helm template` output (cached per argument list: the chart does not change during a run),
+    REQUIRED_VALUES first unless a values file is given; fails the test with helm's message when
+    rendering fails."""
+    proc = run_helm(
+        helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, *with_required(args)
+    )
     assert proc.returncode == 0, f"helm template {' '.join(args)} failed:\n{proc.stderr}"
     return proc.stdout
 

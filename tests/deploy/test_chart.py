@@ -1,11 +1,13 @@
 """The Helm chart renders, validates strictly against the newest Kubernetes schema that
-kubernetes-validate ships, grants only the listed permissions, and carries a valid sweep spec."""
+kubernetes-validate ships, grants only the listed permissions, and carries a valid sweep spec; it
+asks for the values no default could fill, and refuses `helm upgrade` saying what to do."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,8 @@ from tests.deploy.conftest import (
     CHART,
     GPU_SPOT_VALUES,
     NAMESPACE,
+    RELEASE,
+    REQUIRED_VALUES,
     Render,
     one,
     run_helm,
@@ -323,7 +327,7 @@ def test_helm_test_pod_is_a_test_hook(render: Render) -> None:
 def test_bad_values_are_rejected_with_the_field_named(
     helm: str, args: list[str], message: str
 ) -> None:
-    proc = run_helm(helm, "template", "demo", str(CHART), *args)
+    proc = run_helm(helm, "template", "demo", str(CHART), *REQUIRED_VALUES, *args)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
 
@@ -331,7 +335,7 @@ def test_bad_values_are_rejected_with_the_field_named(
 def test_notes_say_how_to_follow_the_sweep(helm: str) -> None:
     proc = run_helm(
         helm, "install", "demo", str(CHART), "--namespace", NAMESPACE, "--dry-run=client",
-        "--set", "store.endpointUrl=http://minio.storage:9000",
+        *REQUIRED_VALUES, "--set", "store.endpointUrl=http://minio.storage:9000",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     notes = proc.stdout.split("NOTES:", 1)[1]
@@ -340,6 +344,7 @@ def test_notes_say_how_to_follow_the_sweep(helm: str) -> None:
         "kubohb status s3://my-bucket/kubohb/demo --endpoint-url http://minio.storage:9000" in notes
     )
     assert "helm test demo" in notes
+    assert "`helm upgrade` is refused" in notes
 
 
 def _undocumented_keys(lines: list[str]) -> list[str]:
@@ -364,3 +369,148 @@ def test_every_value_is_documented_in_values_yaml() -> None:
     lines = (CHART / "values.yaml").read_text().splitlines()
     assert _undocumented_keys(lines) == []
     assert _undocumented_keys(["a:", "  b: 1"]) == ["a", "a.b"]  # the check itself can fail
+
+
+# ---------------------------------------------------------------- sweep.space and sweep.stop
+
+# An inline space; ints and strings only, which `--set` types as the values file does.
+PARAMETERS = [
+    {"name": "batch_size", "type": "int", "low": 16, "high": 256, "log": True},
+    {"name": "optimizer", "type": "categorical", "choices": ["adam", "sgd"]},
+]
+SET_PARAMETERS = [
+    "--set", "sweep.space.parameters[0].name=batch_size",
+    "--set", "sweep.space.parameters[0].type=int",
+    "--set", "sweep.space.parameters[0].low=16",
+    "--set", "sweep.space.parameters[0].high=256",
+    "--set", "sweep.space.parameters[0].log=true",
+    "--set", "sweep.space.parameters[1].name=optimizer",
+    "--set", "sweep.space.parameters[1].type=categorical",
+    "--set", "sweep.space.parameters[1].choices={adam,sgd}",
+]  # fmt: skip
+
+
+def _values_file(tmp_path: Path, values: dict[str, Any]) -> str:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
+
+
+def _as_values(set_args: tuple[str, ...]) -> dict[str, Any]:
+    """``--set a.b=v`` pairs as the nested mapping a values file would hold."""
+    values: dict[str, Any] = {}
+    for pair in set_args[1::2]:
+        path, value = pair.split("=", 1)
+        *parents, leaf = path.split(".")
+        node = values
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return values
+
+
+def _sweep_yaml(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    text = one(objects, "ConfigMap")["data"]["sweep.yaml"]
+    parse_sweep(text, "ConfigMap sweep.yaml")  # the controller accepts its own spec
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.mark.parametrize("form", ["values file", "--set", "values file and --set"])
+def test_given_parameters_never_get_the_builtin_space(
+    render: Render, tmp_path: Path, form: str
+) -> None:
+    """Helm merges a user's map into the chart's default map key by key: a default `builtin`
+    would join the user's `parameters`, and the controller refuses a space with both."""
+    space = {"sweep": {"space": {"parameters": PARAMETERS}}}
+    if form == "values file":
+        everything = _as_values(REQUIRED_VALUES)
+        everything["sweep"]["space"] = space["sweep"]["space"]
+        args = ["--values", _values_file(tmp_path, everything)]
+    elif form == "--set":
+        args = SET_PARAMETERS
+    else:
+        args = ["--values", _values_file(tmp_path, space), *REQUIRED_VALUES]
+    assert _sweep_yaml(render(*args))["space"] == {"parameters": PARAMETERS}
+
+
+def test_without_a_space_the_builtin_one_is_searched(render: Render) -> None:
+    assert _sweep_yaml(render())["space"] == {"builtin": "zela2018"}
+
+
+def test_builtin_and_parameters_from_two_sources_are_refused(helm: str, tmp_path: Path) -> None:
+    builtin = _values_file(tmp_path, {"sweep": {"space": {"builtin": "zela2018"}}})
+    proc = run_helm(
+        helm, "template", RELEASE, str(CHART), *REQUIRED_VALUES, "--values", builtin,
+        *SET_PARAMETERS,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "sweep.space: give either builtin or parameters, not both" in proc.stderr
+
+
+def test_given_stop_caps_get_no_default_cap(render: Render) -> None:
+    """The same merge: the chart's `max_iterations: 4` must not end a sweep capped otherwise."""
+    assert _sweep_yaml(render())["stop"] == {"max_iterations": 4}
+    stop = _sweep_yaml(render("--values", str(GPU_SPOT_VALUES)))["stop"]
+    assert "max_iterations" not in stop and stop["max_gpu_hours"] == 200
+
+
+# ---------------------------------------------------------------- values no default can fill
+
+REQUIRED = [pair.split("=")[0] for pair in REQUIRED_VALUES[1::2]]
+
+
+@pytest.mark.parametrize("command", [["template"], ["install", "--dry-run=client"]])
+def test_chart_defaults_alone_fail_naming_every_required_value(
+    helm: str, command: list[str]
+) -> None:
+    proc = run_helm(helm, *command, RELEASE, str(CHART), "--namespace", NAMESPACE)
+    assert proc.returncode != 0
+    assert "required values are not set" in proc.stderr, proc.stderr
+    for name in REQUIRED:
+        assert f"\n  {name}: " in proc.stderr, (name, proc.stderr)
+
+
+@pytest.mark.parametrize("name", REQUIRED)
+def test_a_required_value_left_empty_is_named(helm: str, name: str) -> None:
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *REQUIRED_VALUES, "--set", f"{name}=")
+    assert proc.returncode != 0
+    named = [n for n in REQUIRED if f"  {n}: " in proc.stderr]
+    assert named == [name], proc.stderr
+
+
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "cifar10"])
+def test_a_real_data_set_needs_a_location_or_download(
+    helm: str, render: Render, dataset: str
+) -> None:
+    """The trainer image holds no data set: without a location or download every trial fails."""
+    chosen = [*REQUIRED_VALUES, "--set", f"sweep.trainer.dataset={dataset}"]
+    proc = run_helm(helm, "template", RELEASE, str(CHART), *chosen)
+    assert proc.returncode != 0
+    assert "sweep.trainer.data: the trainer image holds no data set" in proc.stderr, proc.stderr
+    for where in ("data.location=s3://ml-datasets/" + dataset, "data.download=true"):
+        trainer = _sweep_yaml(render(*chosen, "--set", f"sweep.trainer.{where}"))["trainer"]
+        assert trainer["dataset"] == dataset and trainer["data"]
+
+
+@pytest.mark.parametrize("path", sorted(CHART.glob("ci/*.yaml")), ids=lambda p: p.name)
+def test_each_ci_values_file_sets_the_required_values_itself(render: Render, path: Path) -> None:
+    assert _sweep_yaml(render("--values", str(path)))["trainer"]["image"]
+
+
+# ---------------------------------------------------------------- helm upgrade
+
+
+def test_helm_upgrade_is_refused_with_what_to_do_instead(helm: str) -> None:
+    """A Job's pod template is immutable: an upgrade would end in an obscure API error."""
+    proc = run_helm(
+        helm, "template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--is-upgrade",
+        *REQUIRED_VALUES,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    assert "helm upgrade is not supported" in proc.stderr, proc.stderr
+    assert f"`helm uninstall {RELEASE} -n {NAMESPACE}`" in proc.stderr
+    assert "the same sweep.name (demo) resumes it from state.json" in proc.stderr
+    # an install renders (`helm upgrade --install` of a new release is an install)
+    assert run_helm(helm, "template", RELEASE, str(CHART), *REQUIRED_VALUES).returncode == 0

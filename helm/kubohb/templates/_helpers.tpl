@@ -74,6 +74,43 @@ identity. */}}
 {{- end }}
 {{- end }}
 
+{{/* What the chart refuses before rendering anything (included by configmap.yaml): an upgrade,
+values left empty that no default could fill, and value combinations that cannot run. Every
+message names the value and says what to do. */}}
+{{- define "kubohb.checks" -}}
+{{- if .Release.IsUpgrade }}
+{{- fail (printf "helm upgrade is not supported: a release runs one sweep, and its controller Job cannot change in place. The sweep's state is in the store: `helm uninstall %s -n %s`, then `helm install %s <chart> -n %s` with the changed values and the same sweep.name (%s) resumes it from state.json. Stop caps, parallelism, trainer resources and placement may change; name, space, budget and bohb must stay the same (docs/kubernetes.md, \"Changing a running sweep\")" .Release.Name .Release.Namespace .Release.Name .Release.Namespace (.Values.sweep.name | default "unset")) }}
+{{- end }}
+{{- $trainer := default dict .Values.sweep.trainer }}
+{{- $missing := list }}
+{{- if not .Values.image.repository }}
+{{- $missing = append $missing "image.repository: the controller image you pushed (`make images`; none is published), e.g. registry.example.com/ml/kubohb-controller" }}
+{{- end }}
+{{- if not .Values.store.url }}
+{{- $missing = append $missing "store.url: the store root, e.g. s3://my-bucket/kubohb" }}
+{{- end }}
+{{- if not .Values.sweep.name }}
+{{- $missing = append $missing "sweep.name: a DNS label naming this sweep, e.g. cifar10-bohb (a name already used in the store resumes that sweep)" }}
+{{- end }}
+{{- if not $trainer.image }}
+{{- $missing = append $missing "sweep.trainer.image: the trainer image you pushed (`make images`; none is published), e.g. registry.example.com/ml/kubohb-trainer:0.1.0" }}
+{{- end }}
+{{- if not $trainer.dataset }}
+{{- $missing = append $missing "sweep.trainer.dataset: fashion_mnist or cifar10 (with sweep.trainer.data.location or data.download: true), or synthetic" }}
+{{- end }}
+{{- with $missing }}
+{{- fail (printf "required values are not set (give them in a values file or with --set; docs/kubernetes.md):\n  %s" (join "\n  " .)) }}
+{{- end }}
+{{- $data := default dict $trainer.data }}
+{{- if and $trainer.dataset (ne $trainer.dataset "synthetic") (not $data.location) (not $data.download) }}
+{{- fail (printf "sweep.trainer.data: the trainer image holds no data set; set sweep.trainer.data.location (an s3:// prefix with %s in torchvision's format, or a path in your own trainer image) or sweep.trainer.data.download: true (trial pods then need internet access)" $trainer.dataset) }}
+{{- end }}
+{{- $space := default dict .Values.sweep.space }}
+{{- if and $space.builtin $space.parameters }}
+{{- fail "sweep.space: give either builtin or parameters, not both (a values file and --set may each have given one)" }}
+{{- end }}
+{{- end }}
+
 {{/* The sweep spec of the ConfigMap: the user's `sweep` plus the store and the Kubernetes backend
 derived from the chart's values. Values the chart must own (namespace, credentials Secret) win
 over anything given in `kubernetes`. */}}
@@ -89,7 +126,7 @@ over anything given in `kubernetes`. */}}
 {{- end }}
 {{- end }}
 {{- $secret := include "kubohb.storeSecretName" . }}
-{{- $store := dict "url" (required "store.url: set the store root URL, e.g. s3://bucket/prefix" .Values.store.url) }}
+{{- $store := dict "url" .Values.store.url }}
 {{- with .Values.store.endpointUrl }}{{- $_ := set $store "endpoint_url" . }}{{- end }}
 {{- with .Values.store.region }}{{- $_ := set $store "region" . }}{{- end }}
 {{- if $secret }}
@@ -104,6 +141,10 @@ over anything given in `kubernetes`. */}}
 {{- if $secret }}{{- $_ := set $owned "credentials_secret" $secret }}{{- end }}
 {{- $k8s := mergeOverwrite $defaults (deepCopy (default dict .Values.kubernetes)) $owned }}
 {{- $spec := deepCopy .Values.sweep }}
+{{- /* Map defaults are filled here, only when the user gave none: values.yaml holds none
+because Helm merges a user's map into the default map key by key. */}}
+{{- if not $spec.space }}{{- $_ := set $spec "space" (dict "builtin" "zela2018") }}{{- end }}
+{{- if not $spec.stop }}{{- $_ := set $spec "stop" (dict "max_iterations" 4) }}{{- end }}
 {{- $_ := set $spec "store" $store }}
 {{- $_ := set $spec "backend" (dict "type" "kubernetes" "kubernetes" $k8s) }}
 {{- toYaml $spec }}
