@@ -79,7 +79,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StoreError as exc:
-        print(f"error: store: {exc}", file=sys.stderr)
+        log.event("sweep.error", logging.ERROR, error=str(exc))
+        print(f"error: store: {exc}; run the same command again to resume", file=sys.stderr)
         return EXIT_ERROR
     except RuntimeError as exc:  # e.g. the Kubernetes backend: the message names the object
         log.event("sweep.error", logging.ERROR, error=str(exc))

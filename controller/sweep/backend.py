@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from controller.backends.base import Backend
 from controller.sweep.spec import SweepSpec
-from trainer.store import Store
+from trainer.store import ENV_OUTAGE_TOLERANCE_S, Store
 
 
 def make_backend(spec: SweepSpec, store: Store | None = None) -> Backend:
@@ -26,7 +26,7 @@ def make_backend(spec: SweepSpec, store: Store | None = None) -> Backend:
         store_region=spec.store.region,
         gpus=local.gpus,
         gpus_per_trial=spec.trainer.resources.gpus,
-        env=spec.trainer.env,
+        env=trial_env(spec),
         cancel_grace_s=local.cancel_grace_s,
     )
 
@@ -53,8 +53,9 @@ def _kubernetes(spec: SweepSpec) -> Backend:
 
 
 def trial_env(spec: SweepSpec) -> dict[str, str]:
-    """Trial environment besides KUBOHB_TRIAL: the store endpoint and trainer.env."""
-    env = dict(spec.trainer.env)
+    """Trial environment besides KUBOHB_TRIAL: the store's endpoint and outage tolerance, and
+    trainer.env (which may override them)."""
+    env = {ENV_OUTAGE_TOLERANCE_S: f"{spec.store.outage_tolerance_s:g}", **spec.trainer.env}
     if spec.store.endpoint_url:
         env["KUBOHB_STORE_ENDPOINT"] = spec.store.endpoint_url
     if spec.store.region:
@@ -70,7 +71,10 @@ def _simulated(spec: SweepSpec, store: Store | None) -> Backend:
 
     if store is None:
         store = open_store(
-            spec.store.root_url(), endpoint_url=spec.store.endpoint_url, region=spec.store.region
+            spec.store.root_url(),
+            endpoint_url=spec.store.endpoint_url,
+            region=spec.store.region,
+            outage_tolerance_s=spec.store.outage_tolerance_s,
         )
     return SimulatedBackend(
         spec.name,

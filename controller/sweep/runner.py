@@ -40,7 +40,10 @@ class Outcome:
 
 def open_sweep_store(spec: SweepSpec) -> Store:
     return open_store(
-        spec.store.root_url(), endpoint_url=spec.store.endpoint_url, region=spec.store.region
+        spec.store.root_url(),
+        endpoint_url=spec.store.endpoint_url,
+        region=spec.store.region,
+        outage_tolerance_s=spec.store.outage_tolerance_s,
     )
 
 

@@ -243,6 +243,10 @@ class StoreSpec(_Spec):
     endpoint_url: str | None = None
     region: str | None = None
     credentials: CredentialsRef = CredentialsRef(env=True)
+    # How long the controller and every trainer wait out an unreachable or failing S3 endpoint
+    # (5xx, throttling, timeouts, refused connections) before giving up: minutes, so a restarting
+    # MinIO or a regional blip does not end a sweep (trainer/store/s3.py).
+    outage_tolerance_s: float = Field(600.0, ge=0, le=MAX_SECONDS)
 
     @model_validator(mode="before")
     @classmethod

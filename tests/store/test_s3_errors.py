@@ -11,11 +11,11 @@ import pytest
 from pydantic import ValidationError
 
 from tests.servers import S3Endpoint, free_port, use_endpoint
-from tests.store.faults import FaultProxy, fault_proxy
-from trainer.store import StoreError, open_store
+from tests.store.faults import FaultProxy, Faults, fault_proxy
+from trainer.store import AlreadyExists, StoreError, open_store
 from trainer.store.s3 import S3Options, S3Store
 
-FAST = S3Options(max_attempts=3, connect_timeout_s=1, read_timeout_s=10, unreachable_retry_s=1)
+FAST = S3Options(max_attempts=3, connect_timeout_s=1, read_timeout_s=10, outage_tolerance_s=1)
 
 
 @pytest.fixture(params=["s3_server", "seaweedfs_server"], ids=["moto", "seaweedfs"])
@@ -99,7 +99,7 @@ def test_endpoint_down_fails_after_bounded_retries(s3_server: S3Endpoint, monkey
     message = str(info.value)
     assert f"S3 endpoint {dead} unreachable" in message
     assert "s3://bucket-x/root/k" in message
-    # unreachable_retry_s=1 plus botocore's own short backoffs: seconds, not a hang.
+    # outage_tolerance_s=1 plus botocore's own short backoffs: seconds, not a hang.
     assert elapsed < 15, elapsed
 
 
@@ -114,7 +114,7 @@ def test_endpoint_coming_up_late_is_waited_for(s3_server: S3Endpoint, monkeypatc
     )
     timer.start()
     try:
-        options = FAST.model_copy(update={"unreachable_retry_s": 20.0})
+        options = FAST.model_copy(update={"outage_tolerance_s": 20.0})
         store = _store(f"http://127.0.0.1:{port}", f"s3://{bucket}/root", options)
         store.put("k", b"after the outage")
         assert store.get("k") == b"after the outage"
@@ -136,13 +136,84 @@ def test_transient_5xx_is_retried(s3_server: S3Endpoint, monkeypatch) -> None:
     assert body == b"despite two 503s"
 
 
-def test_persistent_5xx_gives_up_after_max_attempts(s3_server: S3Endpoint, monkeypatch) -> None:
+def test_persistent_5xx_gives_up_after_the_outage_tolerance(
+    s3_server: S3Endpoint, monkeypatch
+) -> None:
     use_endpoint(monkeypatch, s3_server)
     with fault_proxy(s3_server.endpoint_url, fail_first=1000, status=500) as proxy:
         store = _store(proxy.endpoint_url, "s3://some-bucket/root")
-        with pytest.raises(StoreError, match="s3://some-bucket/root/k: GetObject failed"):
+        with pytest.raises(StoreError) as info:
             store.get("k")
-        assert proxy.requests == FAST.max_attempts
+        message = str(info.value)
+        assert "s3://some-bucket/root/k: GetObject failed for" in message
+        assert "store.outage_tolerance_s = 1 s" in message
+        assert "InternalError injected" in message  # the server's own last word
+        # botocore's attempts per request, at least twice: the wait came on top of them
+        assert proxy.requests % FAST.max_attempts == 0
+        assert proxy.requests >= 2 * FAST.max_attempts
+
+
+def test_an_outage_longer_than_botocore_retries_is_waited_out_with_warnings(
+    s3_server: S3Endpoint, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    use_endpoint(monkeypatch, s3_server)
+    bucket = s3_server.new_bucket()
+    options = FAST.model_copy(update={"outage_tolerance_s": 60.0})
+    with fault_proxy(s3_server.endpoint_url, fail_first=4 * FAST.max_attempts) as proxy:
+        store = _store(proxy.endpoint_url, f"s3://{bucket}/root", options)
+        with caplog.at_level(logging.WARNING, logger="kubohb.store"):
+            store.put("k", b"after 12 503s")
+        assert proxy.requests == 4 * FAST.max_attempts + 1
+    warnings = [r.getMessage() for r in caplog.records if "event=store.outage" in r.getMessage()]
+    assert len(warnings) == 4, warnings
+    assert all("op=PutObject" in w and "tolerance_s=60" in w for w in warnings)
+    assert "SlowDown injected" in warnings[0]
+    assert store.get("k") == b"after 12 503s"
+
+
+def test_a_total_outage_is_waited_out(s3_server: S3Endpoint, monkeypatch) -> None:
+    use_endpoint(monkeypatch, s3_server)
+    bucket = s3_server.new_bucket()
+    options = FAST.model_copy(update={"outage_tolerance_s": 60.0})
+    with fault_proxy(s3_server.endpoint_url) as proxy:
+        store = _store(proxy.endpoint_url, f"s3://{bucket}/root", options)
+        store.put("before", b"1")
+        with proxy.outage():
+            timer = threading.Timer(3.0, lambda: setattr(proxy, "down", False))
+            timer.start()
+            store.put("during", b"2")  # every connection reset for 3 s, then served
+            timer.join()
+        assert proxy.counts.refused_down >= 1
+    assert s3_server.client().get_object(Bucket=bucket, Key="root/during")["Body"].read() == b"2"
+
+
+def test_put_new_whose_answer_was_lost_is_not_taken_for_a_rival(
+    s3_server: S3Endpoint, monkeypatch
+) -> None:
+    """The server created the object but the client never heard so: its retry finds the object,
+    with its own bytes, and succeeds; a rival's bytes still lose."""
+    use_endpoint(monkeypatch, s3_server)
+    bucket = s3_server.new_bucket()
+    with fault_proxy(s3_server.endpoint_url, faults=Faults(lose_first=1)) as proxy:
+        store = _store(proxy.endpoint_url, f"s3://{bucket}/root")
+        store.put_new("j/1", b"mine")
+        assert proxy.counts.lost_answers == 1
+        with pytest.raises(AlreadyExists):
+            store.put_new("j/1", b"a rival's")
+    assert store.get("j/1") == b"mine"
+
+
+def test_denied_is_not_waited_for(seaweedfs_server: S3Endpoint, monkeypatch) -> None:
+    """Waiting cannot fix a wrong secret: fail at once, even with a long tolerance."""
+    bucket = seaweedfs_server.new_bucket()
+    use_endpoint(monkeypatch, seaweedfs_server)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret-" + "y" * 20)
+    options = FAST.model_copy(update={"outage_tolerance_s": 300.0})
+    store = _store(seaweedfs_server.endpoint_url, f"s3://{bucket}/root", options)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match="access denied"):
+        store.get("k")
+    assert time.monotonic() - started < 30
 
 
 def test_large_put_file_uses_multipart_and_round_trips(

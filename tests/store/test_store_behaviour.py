@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainer.store import AlreadyExists, NotFound, Store, StoreError, open_url
+from trainer.store import AlreadyExists, NotFound, Store, StoreError, TooLarge, open_url
 from trainer.store.memory import MemoryStore
 
 # Key parts: S3-safe characters, never '.' or '..' (those are refused as escaping the root).
@@ -214,3 +214,16 @@ def test_list_after_gives_one_folders_tail_in_order(store: Store) -> None:
     ]
     assert store.list_after("s/journal", "") == [f"s/journal/{i:012d}.json" for i in (1, 2, 3, 12)]
     assert store.list_after("s/none", "") == []
+
+
+def test_get_limited_refuses_what_is_over_the_limit_and_names_the_size(store: Store) -> None:
+    store.put("r/small.json", b"x" * 100)
+    store.put("r/big.json", b"y" * 5000)
+    assert store.get_limited("r/small.json", 100) == b"x" * 100  # exactly the limit is fine
+    with pytest.raises(TooLarge) as info:
+        store.get_limited("r/big.json", 1000)
+    assert info.value.size == 5000 and info.value.max_bytes == 1000
+    assert "5,000 bytes, more than the 1,000 bytes" in str(info.value)
+    assert store.url("r/big.json") in str(info.value)
+    with pytest.raises(NotFound):
+        store.get_limited("r/absent.json", 1000)

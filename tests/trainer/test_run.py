@@ -178,7 +178,7 @@ def test_an_unreachable_store_exits_75(
 
     monkeypatch.setenv("KUBOHB_STORE_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("KUBOHB_STORE_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("KUBOHB_STORE_UNREACHABLE_RETRY_S", "0")
+    monkeypatch.setenv("KUBOHB_STORE_OUTAGE_TOLERANCE_S", "0")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
     assert run_trial("s3://bucket/root/s1/trials/t1/trial.json") == ExitCode.INFRA

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlparse
 
-from trainer.store.base import AlreadyExists, NotFound, Store, StoreError, check_key
+from trainer.store.base import AlreadyExists, NotFound, Store, StoreError, TooLarge, check_key
 from trainer.store.file import FileStore, atomic_write
 
+# The controller hands its store.outage_tolerance_s to every trial in this variable.
+ENV_OUTAGE_TOLERANCE_S = "KUBOHB_STORE_OUTAGE_TOLERANCE_S"
+
 __all__ = [
+    "ENV_OUTAGE_TOLERANCE_S",
     "AlreadyExists",
     "FileStore",
     "NotFound",
     "Store",
     "StoreError",
+    "TooLarge",
     "atomic_write",
     "check_key",
     "open_store",
@@ -38,15 +43,27 @@ def open_url(
     return open_store(parent, endpoint_url=endpoint_url, region=region), name
 
 
-def open_store(url: str, *, endpoint_url: str | None = None, region: str | None = None) -> Store:
-    """A store for ``file:///dir``, a plain path, or ``s3://bucket/prefix``."""
+def open_store(
+    url: str,
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    outage_tolerance_s: float | None = None,
+) -> Store:
+    """A store for ``file:///dir``, a plain path, or ``s3://bucket/prefix``.
+
+    ``outage_tolerance_s``: how long an S3 store waits out a failing endpoint (default: the
+    KUBOHB_STORE_OUTAGE_TOLERANCE_S variable, else ``S3Options``' default)."""
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         return FileStore(unquote(parsed.path) if parsed.scheme else url)
     if parsed.scheme == "s3":
-        from trainer.store.s3 import S3Store  # boto3 is imported only when needed
+        from trainer.store.s3 import S3Options, S3Store  # boto3 is imported only when needed
 
-        return S3Store(url, endpoint_url=endpoint_url, region=region)
+        options = S3Options.from_env()
+        if outage_tolerance_s is not None:
+            options = options.model_copy(update={"outage_tolerance_s": outage_tolerance_s})
+        return S3Store(url, endpoint_url=endpoint_url, region=region, options=options)
     raise StoreError(
         f"{url}: unsupported store URL scheme {parsed.scheme!r} (use file:// or s3://)"
     )

@@ -28,6 +28,15 @@ class AlreadyExists(StoreError):  # noqa: N818  (public API name)
     """``put_new`` found the object there already: someone else created it."""
 
 
+class TooLarge(StoreError):  # noqa: N818  (public API name)
+    """``get_limited`` found the object larger than its limit (``size``: bytes, when known)."""
+
+    def __init__(self, url: str, size: int | None, max_bytes: int) -> None:
+        what = f"{size:,} bytes" if size is not None else "larger"
+        super().__init__(f"{url}: {what}, more than the {max_bytes:,} bytes this object may have")
+        self.size, self.max_bytes = size, max_bytes
+
+
 class Store(ABC):
     root: str
 
@@ -37,6 +46,14 @@ class Store(ABC):
     @abstractmethod
     def get(self, key: str) -> bytes:
         """The object's bytes; raises NotFound."""
+
+    def get_limited(self, key: str, max_bytes: int) -> bytes:
+        """``get`` for an object its writer does not control the size of: raises TooLarge
+        instead of reading more than ``max_bytes`` (S3: a ranged GET; files: stat first)."""
+        data = self.get(key)
+        if len(data) > max_bytes:
+            raise TooLarge(self.url(key), len(data), max_bytes)
+        return data
 
     @abstractmethod
     def put(self, key: str, data: bytes) -> None:

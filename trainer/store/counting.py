@@ -22,6 +22,10 @@ class CountingStore(Store):
         self.counts["get"] += 1
         return self.inner.get(key)
 
+    def get_limited(self, key: str, max_bytes: int) -> bytes:
+        self.counts["get"] += 1
+        return self.inner.get_limited(key, max_bytes)
+
     def put(self, key: str, data: bytes) -> None:
         self.counts["put"] += 1
         self.inner.put(key, data)

@@ -12,6 +12,7 @@ from trainer.store.base import (
     NotFound,
     Store,
     StoreError,
+    TooLarge,
     atomic_copy,
     atomic_write,
     check_key,
@@ -39,6 +40,19 @@ class FileStore(Store):
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise NotFound(f"{self.url(key)}: no such object") from None
+        except OSError as exc:
+            raise StoreError(f"{self.url(key)}: {exc.strerror or exc}") from exc
+
+    def get_limited(self, key: str, max_bytes: int) -> bytes:
+        try:
+            with self._path(key).open("rb") as f:
+                data = f.read(max_bytes + 1)  # never the whole of a huge file
+                if len(data) > max_bytes:
+                    size = os.fstat(f.fileno()).st_size
+                    raise TooLarge(self.url(key), size, max_bytes)
+                return data
         except FileNotFoundError:
             raise NotFound(f"{self.url(key)}: no such object") from None
         except OSError as exc:

@@ -2,10 +2,15 @@
 
 Imported only for ``s3://`` URLs, so file-only users never load boto3. Credentials come from boto3's
 usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, instance/pod identity) and are
-never logged. Retries: botocore's "standard" mode retries 5xx, throttling, timeouts and connection
-errors a few times per call; on top of that, an unreachable endpoint is retried with exponential
-backoff for at most ``S3Options.unreachable_retry_s`` (a MinIO pod restarting must not fail a trial)
-and then fails with a StoreError naming the endpoint.
+never logged.
+
+Retries, in two layers. botocore's "standard" mode retries 5xx, throttling, timeouts and connection
+errors a few times per request (seconds). A longer outage (a MinIO pod restarting, a regional
+blip, a proxy answering 503 for a minute) is then waited out here: the request is retried with
+exponential backoff and jitter, a warning per wait, for at most ``S3Options.outage_tolerance_s``
+counted from its first failure (the sweep's ``store.outage_tolerance_s``, handed to trainers in
+KUBOHB_STORE_OUTAGE_TOLERANCE_S); after that the StoreError names the endpoint and the last error.
+Errors that waiting cannot fix (access denied, no bucket, no credentials) fail at once.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import builtins
 import logging
 import os
+import random
 import tempfile
 import threading
 import time
@@ -33,10 +39,18 @@ from botocore.exceptions import (
     NoCredentialsError,
     PartialCredentialsError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from trainer.store.base import AlreadyExists, NotFound, Store, StoreError, check_key
+from trainer.store.base import (
+    AlreadyExists,
+    NotFound,
+    Store,
+    StoreError,
+    TooLarge,
+    check_key,
+)
 
 log = logging.getLogger("kubohb.store")
 T = TypeVar("T")
@@ -44,9 +58,27 @@ T = TypeVar("T")
 ENV_ENDPOINT = "KUBOHB_STORE_ENDPOINT"
 ENV_REGION = "KUBOHB_STORE_REGION"
 ENV_MAX_ATTEMPTS = "KUBOHB_STORE_MAX_ATTEMPTS"
-ENV_UNREACHABLE_RETRY_S = "KUBOHB_STORE_UNREACHABLE_RETRY_S"
+ENV_OUTAGE_TOLERANCE_S = "KUBOHB_STORE_OUTAGE_TOLERANCE_S"
 
 _UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)
+# Failures that end when the outage does: the connection, a timeout, or a body cut off mid-read.
+_TRANSIENT: tuple[type[Exception], ...] = (
+    *_UNREACHABLE,
+    ReadTimeoutError,
+    ResponseStreamingError,
+)
+# Error codes of a server that is up but cannot serve now (besides any 5xx status).
+_BUSY = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequests",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "InternalError",
+}
+_MAX_WAIT_S = 15.0  # the longest single backoff: an outage's end is noticed within this
 _DENIED = {"AccessDenied", "SignatureDoesNotMatch", "InvalidAccessKeyId", "403", "Forbidden"}
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
 
@@ -60,14 +92,16 @@ class _ConditionalError(StoreError):
 
 
 class S3Options(BaseModel):
-    """Timeouts and retry bounds of one S3 store (env: KUBOHB_STORE_MAX_ATTEMPTS, ..._RETRY_S)."""
+    """Timeouts and retry bounds of one S3 store (env: KUBOHB_STORE_MAX_ATTEMPTS,
+    KUBOHB_STORE_OUTAGE_TOLERANCE_S)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_attempts: int = Field(5, ge=1, le=20)  # per request, the first one included (botocore)
     connect_timeout_s: float = Field(5.0, gt=0)
     read_timeout_s: float = Field(60.0, gt=0)
-    unreachable_retry_s: float = Field(30.0, ge=0)  # extra time to wait for a down endpoint
+    # how long one request waits out a failing endpoint, from its first failure
+    outage_tolerance_s: float = Field(600.0, ge=0, le=366 * 86400)
     multipart_threshold_mb: int = Field(64, ge=5)  # put_file above this uses multipart upload
     list_page_size: int = Field(1000, ge=1, le=1000)  # keys per ListObjectsV2 page
 
@@ -76,9 +110,17 @@ class S3Options(BaseModel):
         values: dict[str, Any] = {}
         if os.environ.get(ENV_MAX_ATTEMPTS):
             values["max_attempts"] = os.environ[ENV_MAX_ATTEMPTS]
-        if os.environ.get(ENV_UNREACHABLE_RETRY_S):
-            values["unreachable_retry_s"] = os.environ[ENV_UNREACHABLE_RETRY_S]
+        if os.environ.get(ENV_OUTAGE_TOLERANCE_S):
+            values["outage_tolerance_s"] = os.environ[ENV_OUTAGE_TOLERANCE_S]
         return cls.model_validate(values)
+
+
+def _describe(exc: Exception) -> str:
+    """The error in one line: the S3 code and message of a ClientError, else the exception."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', '?')} {error.get('Message', '')}".rstrip()
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _env_endpoint() -> str | None:
@@ -158,38 +200,62 @@ class S3Store(Store):
         return object_key[len(self.prefix) + 1 :] if self.prefix else object_key
 
     def _call(self, what: str, key: str, fn: Callable[[], T]) -> T:
-        """Run one S3 request, retrying an unreachable endpoint, and translate its errors."""
+        """Run one S3 request, waiting out an outage, and translate its errors."""
         url = self.url(key)
-        deadline = time.monotonic() + self.options.unreachable_retry_s
-        delay, tries = 0.25, 0
+        first_failure: float | None = None
+        tries = 0
         while True:
             tries += 1
             try:
                 return fn()
-            except _UNREACHABLE as exc:
-                if time.monotonic() + delay > deadline:
-                    raise StoreError(
-                        f"{url}: S3 endpoint {self.endpoint_url or 'AWS'} unreachable after "
-                        f"{tries} tries ({exc}): check store.endpoint_url and that the server "
-                        "is running"
-                    ) from exc
-                log.warning(
-                    "event=store.retry url=%s op=%s try=%d wait_s=%.2f error=%s",
-                    url, what, tries, delay, type(exc).__name__,
-                )  # fmt: skip
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            except _TRANSIENT as exc:
+                problem: Exception = exc
             except ClientError as exc:
-                raise self._client_error(what, url, exc) from exc
+                if not self._busy(exc):
+                    raise self._client_error(what, url, exc) from exc
+                problem = exc
             except (NoCredentialsError, PartialCredentialsError) as exc:
                 raise StoreError(
                     f"{url}: no S3 credentials ({exc}): set AWS_ACCESS_KEY_ID and "
                     "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
                 ) from exc
-            except ReadTimeoutError as exc:  # botocore already retried it max_attempts times
-                raise StoreError(f"{url}: {what} timed out ({exc})") from exc
             except BotoCoreError as exc:
                 raise StoreError(f"{url}: {what} failed ({exc})") from exc
+            now = time.monotonic()
+            first_failure = now if first_failure is None else first_failure
+            waited = now - first_failure
+            # full jitter: clients that failed together do not all come back at the same instant
+            delay = random.uniform(0.5, 1.0) * min(_MAX_WAIT_S, 0.5 * 2 ** min(tries, 10))
+            tolerance = self.options.outage_tolerance_s
+            if waited + delay > tolerance:
+                raise StoreError(self._outage_message(what, url, tries, waited, problem)) from None
+            log.warning(
+                "event=store.outage url=%s op=%s try=%d waited_s=%.0f tolerance_s=%g "
+                "next_try_in_s=%.1f error=%s",
+                url, what, tries, waited, tolerance, delay, _describe(problem),
+            )  # fmt: skip
+            time.sleep(delay)
+
+    def _busy(self, exc: ClientError) -> bool:
+        """A server that answers but cannot serve now: 5xx, throttling, request timeouts."""
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return code in _BUSY or status >= 500 or status == 429
+
+    def _outage_message(
+        self, what: str, url: str, tries: int, waited: float, problem: Exception
+    ) -> str:
+        endpoint = self.endpoint_url or "AWS"
+        tolerance = f"store.outage_tolerance_s = {self.options.outage_tolerance_s:g} s"
+        if isinstance(problem, _UNREACHABLE):
+            return (
+                f"{url}: S3 endpoint {endpoint} unreachable for {waited:.0f} s, {tries} tries "
+                f"({tolerance}; {problem}): check store.endpoint_url and that the server is running"
+            )
+        return (
+            f"{url}: {what} failed for {waited:.0f} s, {tries} tries, on S3 endpoint {endpoint} "
+            f"({tolerance}): {_describe(problem)}"
+        )
 
     def _client_error(self, what: str, url: str, exc: ClientError) -> StoreError:
         error = exc.response.get("Error", {})
@@ -241,6 +307,24 @@ class S3Store(Store):
 
         return self._call("GetObject", key, read)
 
+    def get_limited(self, key: str, max_bytes: int) -> bytes:
+        """One ranged GET of at most ``max_bytes`` + 1 bytes: a huge object is never read."""
+        obj_key = self._key(key)
+
+        def read() -> tuple[bytes, str]:
+            reply = self._client.get_object(
+                Bucket=self.bucket, Key=obj_key, Range=f"bytes=0-{max_bytes}"
+            )
+            with reply["Body"] as body:
+                return bytes(body.read()), str(reply.get("ContentRange", ""))
+
+        data, content_range = self._call("GetObject", key, read)
+        if len(data) > max_bytes:
+            total = content_range.rpartition("/")[2]  # "bytes 0-N/TOTAL"
+            size = int(total) if total.isdigit() else None
+            raise TooLarge(self.url(key), size, max_bytes)
+        return data
+
     def put(self, key: str, data: bytes) -> None:
         obj_key = self._key(key)
         self._call(
@@ -262,7 +346,17 @@ class S3Store(Store):
                 ),
             )
         except _ConditionalError as exc:
+            # A retried request whose first try did land (its answer was lost in an outage) finds
+            # its own object: that is success, not a rival writer.
+            if exc.code != "ConditionalRequestConflict" and self._holds(key, data):
+                return
             raise AlreadyExists(f"{self.url(key)}: already exists ({exc.code})") from None
+
+    def _holds(self, key: str, data: bytes) -> bool:
+        try:
+            return self.get(key) == data
+        except NotFound:
+            return False
 
     def exists(self, key: str) -> bool:
         obj_key = self._key(key)
