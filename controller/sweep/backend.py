@@ -28,6 +28,8 @@ def make_backend(spec: SweepSpec, store: Store | None = None) -> Backend:
         gpus_per_trial=spec.trainer.resources.gpus,
         env=trial_env(spec),
         cancel_grace_s=local.cancel_grace_s,
+        log_cap_mb=local.log_cap_mb,
+        log_upload_interval_s=local.log_upload_interval_s,
     )
 
 

@@ -61,6 +61,9 @@ def test_exit_code_env_and_log_upload(tmp_path: Path) -> None:
     assert _wait(backend, "t1", "exited").exit_code == 3
     assert (tmp_path / "local" / "sw" / "t1" / "exit.1.json").exists()
     assert json.loads((tmp_path / "local" / "sw" / "t1" / "exit.json").read_text())["attempt"] == 2
+    # the log spans the trial's attempts
+    log = (tmp_path / "store" / "sw" / "trials" / "t1" / "trainer.log").read_text()
+    assert log.index("attempt 1 ended: exit 3") < log.index("attempt 2 ended: exit 3")
 
 
 def test_unknown_trial_is_lost(tmp_path: Path) -> None:

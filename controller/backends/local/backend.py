@@ -3,15 +3,18 @@
 Each attempt runs under the wrapper ``controller.backends.local.wrap`` in its own session, so
 killing the controller leaves trials running. The run folder ``<run_dir>/<sweep>/<trial>/`` holds
 ``proc.json`` (the wrapper's pid and its start time from /proc, so a recycled pid is never mistaken
-for it), ``exit.json`` (written by the wrapper) and ``trainer.log``. A restarted controller adopts
-every trial whose wrapper still runs; a trial whose wrapper is gone without an exit file is "lost".
+for it, and the attempt's token), ``exit.json`` (written by the wrapper) and ``trainer.log``. A
+restarted controller adopts every trial whose wrapper still runs; a trial whose wrapper is gone
+without an exit file is "lost", and its relaunch first kills what is left of the lost attempt.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -22,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from controller.backends.base import Backend, Ending, ExitCode, Launch, TrialState
-from controller.backends.local.wrap import FILE_EXIT, FILE_TRAINER, process_start_time
+from controller.backends.local import tree
+from controller.backends.local.wrap import (
+    DEFAULT_LOG_CAP,
+    FILE_EXIT,
+    FILE_TRAINER,
+    process_start_time,
+)
+from controller.log import event
 from trainer.contract import FILE_LOG, trial_prefix
 from trainer.store import atomic_write
 
@@ -61,6 +71,8 @@ class LocalBackend(Backend):
         gpus_per_trial: int = 0,
         env: dict[str, str] | None = None,
         cancel_grace_s: float = 10.0,
+        log_cap_mb: float = DEFAULT_LOG_CAP / 2**20,
+        log_upload_interval_s: float = 30.0,
     ) -> None:
         self.sweep = sweep
         self.dir = Path(run_dir).resolve() / sweep
@@ -79,6 +91,8 @@ class LocalBackend(Backend):
             )
         self.env = dict(env or {})
         self.grace = cancel_grace_s
+        self.log_cap = max(1, int(log_cap_mb * 2**20))
+        self.log_upload_interval_s = log_upload_interval_s
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     def capacity(self) -> int | None:
@@ -110,11 +124,23 @@ class LocalBackend(Backend):
         return self._live(self._folder(trial_id) / FILE_PROC)
 
     def _kill_stale_trainer(self, folder: Path) -> None:
-        """A lost attempt's trainer may outlive its wrapper: never run two at once."""
+        """A lost attempt's processes may outlive its wrapper (SIGKILLed, e.g. by the OOM killer):
+        never run two attempts at once. They were reparented to init, so they are found by the
+        attempt's token in their environment, and the stale trainer's own descendants by pid."""
         stale = self._live(folder / FILE_TRAINER)
         if stale:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(stale["pid"], signal.SIGKILL)
+        records = (self._read(folder / FILE_PROC), self._read(folder / FILE_TRAINER))
+        tokens = {str(r["token"]) for r in records if r and r.get("token")}
+        if not stale and not tokens:
+            return
+        roots = [stale["pid"]] if stale else []
+        found, survivors = tree.stop(lambda: tree.find(roots, tokens, with_roots=True), grace_s=0)
+        if found:
+            event("trial.stale_processes_killed", trial=folder.name, count=len(found))
+        if survivors:
+            event("trial.unkillable", logging.ERROR, trial=folder.name, pids=sorted(survivors))
 
     def _busy_gpus(self) -> set[int]:
         busy: set[int] = set()
@@ -157,6 +183,8 @@ class LocalBackend(Backend):
         ):
             if value:
                 env[name] = value
+        # the token marks every process of the attempt, found by it even once its wrapper is gone
+        token = secrets.token_hex(8)
         argv = [
             sys.executable,
             "-m",
@@ -167,6 +195,12 @@ class LocalBackend(Backend):
             str(attempt),
             "--grace",
             str(self.grace),
+            "--log-cap",
+            str(self.log_cap),
+            "--log-upload-interval",
+            str(self.log_upload_interval_s),
+            "--token",
+            token,
             "--store-root",
             self.store_root,
             "--log-key",
@@ -189,6 +223,7 @@ class LocalBackend(Backend):
             "start_time": process_start_time(child.pid),
             "attempt": attempt,
             "gpus": gpus,
+            "token": token,
             "launched_at": datetime.now(UTC).isoformat(),
         }
         atomic_write(folder / FILE_PROC, json.dumps(record).encode())
