@@ -26,7 +26,7 @@ from controller.sweep.runner import load_or_create, new_bohb
 from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import SweepState
-from trainer.contract import TrialResult
+from trainer.contract import FILE_TRIAL, TrialResult, TrialSpec, trial_prefix
 from trainer.results import publish
 from trainer.store import FileStore, Store
 from trainer.store.counting import CountingStore
@@ -55,8 +55,10 @@ class FakeBackend(Backend):
     def poll(self, trial_ids: Iterable[str]) -> dict[str, TrialState]:
         ids = list(trial_ids)
         for trial_id in ids[: max(1, math.ceil(len(ids) * self.fraction))]:
-            result = TrialResult(trial_id=trial_id, status="ok", loss=0.5)
-            publish(self.store, self.sweep, trial_id, result.model_dump_json().encode())
+            spec = TrialSpec.model_validate_json(
+                self.store.get(f"{trial_prefix(self.sweep, trial_id)}/{FILE_TRIAL}")
+            )
+            publish(self.store, spec, TrialResult(trial_id=trial_id, status="ok", loss=0.5))
             self.running.pop(trial_id, None)
         return {t: TrialState(trial_id=t, phase="running") for t in ids}
 

@@ -45,6 +45,9 @@ FILE_RESULT = "result.json"
 FILE_METRICS = "metrics.jsonl"
 FILE_CHECKPOINT = "checkpoint.pt"
 FILE_LOG = "trainer.log"
+# The most a result.json may hold. A result is a loss and a few numbers; anything bigger (a
+# trainer stuffing arrays into `info`) belongs in a file beside it, not in the controller's memory.
+MAX_RESULT_BYTES = 1 << 20
 
 
 def check_name(value: str, what: str) -> str:
@@ -106,6 +109,10 @@ class TrialSpec(_Strict):
     amp: bool = True  # mixed precision where the device supports it (CUDA only)
     compile: bool = False  # torch.compile the model (GPU only)
     num_workers: Annotated[int, Field(ge=0)] = 2
+    # Random, per trial: its result must carry it back, so a result.json written by another
+    # trial (a wrong KUBOHB_TRIAL, a copied folder, a stale trainer of an old sweep of this name)
+    # is rejected. Not a secret from trainers that may read every trial.json (docs/trainer.md).
+    token: str | None = None
 
     @field_validator("sweep")
     @classmethod
@@ -150,6 +157,7 @@ class TrialResult(_Strict):
     error: str | None = None  # why it failed
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    token: str | None = None  # the trial.json's token, copied back (``trainer.results.publish``)
 
     @field_validator("trial_id")
     @classmethod

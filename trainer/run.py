@@ -25,7 +25,6 @@ from trainer.contract import (
     FILE_CHECKPOINT,
     FILE_LOG,
     FILE_METRICS,
-    FILE_RESULT,
     ExitCode,
     MetricsLine,
     TrialInfo,
@@ -35,7 +34,7 @@ from trainer.contract import (
 from trainer.data import DataMissingError, Splits, load
 from trainer.hparams import TrainConfig, parse_config
 from trainer.model import ModelError, describe
-from trainer.results import publish
+from trainer.results import has_own_result, publish
 from trainer.schedule import Schedule
 from trainer.store import NotFound, Store, StoreError, open_store, open_url
 from trainer.train import (
@@ -104,7 +103,7 @@ def run_trial(url: str) -> int:
     endpoint, region = spec.store_endpoint_url, spec.store_region
     try:
         store = open_store(spec.store_root, endpoint_url=endpoint, region=region)
-        if store.exists(f"{spec.prefix}/{FILE_RESULT}"):
+        if has_own_result(store, spec):
             log("result_exists", prefix=spec.prefix)
             return ExitCode.OK
         data = load(spec.dataset, spec.data, endpoint, region)
@@ -340,5 +339,4 @@ class TrialRun:
             self.store.put(log_key, (previous + "\n".join(self.log.lines) + "\n").encode())
         except StoreError as exc:  # the log is a convenience; the result must still be written
             self.log("log_upload_failed", error=str(exc))
-        data = result.model_dump_json(indent=1).encode()
-        publish(self.store, self.spec.sweep, self.spec.trial_id, data)
+        publish(self.store, self.spec, result)

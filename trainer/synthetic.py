@@ -14,7 +14,11 @@ Test hooks from the environment (the controller's tests pick trials by id):
 ``KUBOHB_SYNTHETIC_FAULTS`` = JSON ``{trial_id: fault}`` with fault ``fail``, ``crash`` (exit 1),
 ``bad`` (exit 2, the bad-trial code), ``infra`` (exit 75 every time), ``lost_once`` (exit 75 the
 first time only), ``hang`` (sleep forever), ``garbage``, ``result_dir`` (a directory where
-result.json belongs, on a file store); ``KUBOHB_SYNTHETIC_INVOCATIONS`` = a local
+result.json belongs, on a file store), ``forge:<trial>`` (also writes a loss-0 result, with this
+trial's token, into that other trial's folder, and announces it), ``huge_info`` (2 MB of `info`,
+through ``publish``), ``huge_result`` (a 2 MB result.json written raw, bypassing ``publish``),
+``long_error`` (a failed result with a 100,000-character error); ``KUBOHB_SYNTHETIC_INVOCATIONS`` =
+a local
 file that gets one line per invocation (``trial_id pid``), so tests count how often a trial ran;
 ``KUBOHB_SYNTHETIC_SLEEP`` = seconds every trial sleeps before finishing.
 """
@@ -32,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from trainer.contract import FILE_METRICS, FILE_RESULT, ExitCode, TrialInfo, TrialResult, TrialSpec
-from trainer.results import publish
+from trainer.results import has_own_result, publish
 from trainer.store import FileStore, Store, StoreError, open_store, open_url
 
 
@@ -78,12 +82,16 @@ def run(trial_url: str) -> int:
         spec.store_root, endpoint_url=spec.store_endpoint_url, region=spec.store_region
     )
     out = spec.prefix
-    if store.exists(f"{out}/{FILE_RESULT}"):
-        return 0
+    try:
+        if has_own_result(store, spec):
+            return 0
+    except StoreError as exc:  # as the real trainer: the store is the problem, retry later
+        print(f"synthetic trainer: {exc}", file=sys.stderr)
+        return ExitCode.INFRA
     if os.environ.get("KUBOHB_SYNTHETIC_SLEEP"):
         time.sleep(float(os.environ["KUBOHB_SYNTHETIC_SLEEP"]))
     if fault:
-        code = _apply_fault(fault, store, out, cfg)
+        code = _apply_fault(fault, store, spec, cfg)
         if code is not None:
             return code
     if cfg.get("sleep"):
@@ -108,7 +116,7 @@ def run(trial_url: str) -> int:
     else:
         result = TrialResult(trial_id=spec.trial_id, status="ok", loss=loss, info=info)
     result = result.model_copy(update={"started_at": started, "finished_at": datetime.now(UTC)})
-    publish(store, spec.sweep, spec.trial_id, result.model_dump_json(indent=1).encode())
+    publish(store, spec, result)
     return 0
 
 
@@ -119,8 +127,27 @@ def _record_invocation(trial_id: str) -> None:
             f.write(f"{trial_id} {os.getpid()}\n")
 
 
-def _apply_fault(fault: str, store: Store, out: str, cfg: dict[str, object]) -> int | None:
+def _apply_fault(fault: str, store: Store, spec: TrialSpec, cfg: dict[str, object]) -> int | None:
     """Act out a test fault; an exit code, or None to go on (with cfg changed)."""
+    out = spec.prefix
+    if fault.startswith("forge:"):
+        victim = spec.model_copy(update={"trial_id": fault.removeprefix("forge:")})
+        forged = TrialResult(trial_id=victim.trial_id, status="ok", loss=0.0)
+        publish(store, victim.model_copy(update={"token": spec.token}), forged)
+        return None
+    if fault in ("huge_info", "huge_result"):  # a valid result, but 2 MB of it
+        info = TrialInfo.model_validate({"blob": "x" * (2 << 20)})
+        big = TrialResult(trial_id=spec.trial_id, status="ok", loss=0.5, info=info)
+        if fault == "huge_info":
+            publish(store, spec, big)
+        else:
+            raw = big.model_copy(update={"token": spec.token}).model_dump_json().encode()
+            store.put(f"{out}/{FILE_RESULT}", raw)
+        return 0
+    if fault == "long_error":
+        error = "diverged: " + "e" * 100_000
+        publish(store, spec, TrialResult(trial_id=spec.trial_id, status="failed", error=error))
+        return 0
     if fault == "lost_once":
         marker = f"{out}/lost-once"
         if store.exists(marker):

@@ -20,6 +20,16 @@ from controller.sweep.state import StopReason, SweepState, TrialRecord
 from controller.sweep.trials import better
 from trainer.contract import TrialResult
 
+# A trainer's own error message is kept to this length in the state (the journal, status, every
+# snapshot); the whole of it is in result.json.
+MAX_ERROR_CHARS = 2000
+
+
+def clip(error: str | None) -> str | None:
+    if error is None or len(error) <= MAX_ERROR_CHARS:
+        return error
+    return f"{error[:MAX_ERROR_CHARS]}... ({len(error):,} characters; all of it in result.json)"
+
 
 class Outcomes:
     """Writes the ends of attempts into ``state`` and tells ``bohb``; ``changed`` says that the
@@ -60,14 +70,13 @@ class Outcomes:
             self.fail(t, result, now, ts=ts)
             return
         self.end_attempt(t, now, ts, result)
-        t.info = result.info.model_dump(exclude_none=True)
         if result.status == "ok":
             t.state, t.loss = "SUCCEEDED", result.loss
             self.state.incumbent = better(self.state.incumbent, t)
             self._tell(t.trial_id, result.loss)
             log.event("trial.succeeded", trial=t.trial_id, budget=t.budget, loss=t.loss)
         else:
-            t.state, t.error = "FAILED", result.error
+            t.state, t.error = "FAILED", clip(result.error)
             self._tell(t.trial_id, None)
             log.event("trial.failed", trial=t.trial_id, budget=t.budget, error=t.error)
 

@@ -22,6 +22,7 @@ a resumed sweep relaunches them (the trainer resumes from its checkpoint).
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -156,7 +157,7 @@ class Scheduler:
             ts = seen.get(t.trial_id)
             if ts is not None and ts.phase != "lost":
                 continue  # it started (a first attempt has no older exit to confuse)
-            if self.inbox.read_result(t.trial_id) is not None:
+            if self.inbox.read_result(t.trial_id, t.token) is not None:
                 continue
             # Never started, or a retry whose old attempt's exit may still be on record:
             # launch() is idempotent and archives that old exit.
@@ -170,7 +171,9 @@ class Scheduler:
         if not running:
             return
         read = self.inbox.read_result
-        results = {t.trial_id: read(t.trial_id) for t in running if t.trial_id in announced}
+        results = {
+            t.trial_id: read(t.trial_id, t.token) for t in running if t.trial_id in announced
+        }
         # Every running trial is polled, finished ones too: the backend says how long it ran.
         states = self.backend.poll([t.trial_id for t in running])
         for t in running:
@@ -191,7 +194,7 @@ class Scheduler:
             self._check_clock(t, now)
             return
         # it may have landed between the inbox's listing and the poll
-        result = self.inbox.read_result(t.trial_id)
+        result = self.inbox.read_result(t.trial_id, t.token)
         if result is not None:
             self.outcomes.finish(t, result, now, ts)
         elif ts.phase == "exited" and ts.ending == Ending.DEADLINE and not timing.has_run(t):
@@ -212,7 +215,7 @@ class Scheduler:
             if ts.phase == "lost":
                 lost = why
             elif unreadable is not None:
-                lost = f"exited ({why}) but its result.json could not be read: {unreadable}"
+                lost = f"exited ({why}) but its result.json {unreadable}"
             else:
                 lost = f"exited without a result ({why})"
             self.outcomes.lost(t, lost, now, ts)
@@ -305,6 +308,7 @@ class Scheduler:
             deadline_s=self.spec.deadline_s(float(suggestion.budget)),
             reserve_s=self.spec.reserve_s(float(suggestion.budget)),
             created_at=now,
+            token=secrets.token_hex(8),
         )
         self.state.trials[t.trial_id] = t
         self.open[t.trial_id] = t

@@ -6,11 +6,11 @@ How it is kept in the store — a snapshot, ``state.json``, and a journal of sma
 
 from __future__ import annotations
 
-from dataclasses import field, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
 
 STATE_VERSION = 1
@@ -77,7 +77,15 @@ class TrialRecord:
     loss: float | None = None
     gpu_seconds: float = 0.0  # device-seconds of running time over all finished attempts
     error: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)  # the result's info, for status, reports
+    token: str | None = None  # its trial.json's, which its result must carry (None: before tokens)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy(cls, data: Any) -> Any:
+        # Records written before 0.2 embedded the result's `info`; it lives in result.json only.
+        if isinstance(data, dict) and "info" in data:
+            data = {k: v for k, v in data.items() if k != "info"}
+        return data
 
     @property
     def done(self) -> bool:

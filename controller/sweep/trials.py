@@ -36,6 +36,7 @@ def trial_spec(spec: SweepSpec, sweep: str, t: TrialRecord) -> TrialSpec:
         amp=trainer.amp,
         compile=trainer.compile,
         num_workers=trainer.num_workers,
+        token=t.token,
     )
 
 

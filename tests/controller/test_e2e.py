@@ -123,7 +123,8 @@ def test_bad_trials_fail_cleanly_and_lose_nothing(tmp_path: Path, inv_file: Path
     assert errors["it0-c3-r0"].startswith("invalid result.json")
     assert errors["it0-c5-r0"] == "config asked to fail"
     assert errors["it0-c6-r0"].startswith(
-        "lost 3 time(s), last: exited (exit code 0) but its result.json could not be read: "
+        # a relaunch finds the directory too, and exits as the real trainer does on a store error
+        "lost 3 time(s), last: exited (exit code 75) but its result.json could not be read: "
     ), errors["it0-c6-r0"]
     assert errors["it0-c6-r0"].endswith("result.json: Is a directory")
     assert trials["it0-c4-r0"]["state"] == "SUCCEEDED" and trials["it0-c4-r0"]["attempts"] == 2
@@ -210,3 +211,41 @@ def test_a_capped_sweep_continues_when_the_cap_is_raised(tmp_path: Path, inv_fil
     code, third = run_json(write_sweep(tmp_path, spec), env)
     assert code == 0 and third["trials"] == {"SUCCEEDED": 17}
     assert len(invocations(inv_file)) == 17 and set(invocations(inv_file).values()) == {1}
+
+
+def test_results_not_the_trials_own_or_too_big_are_refused_with_the_reason(
+    tmp_path: Path, inv_file: Path
+) -> None:
+    faults = {
+        "it0-c0-r0": "crash",  # exits 1 every time; another trial writes it a loss of 0.0
+        "it0-c1-r0": "forge:it0-c0-r0",
+        "it0-c2-r0": "huge_info",  # the trainer itself turns it into a failure
+        "it0-c3-r0": "huge_result",  # written raw: the controller's cap refuses it
+        "it0-c4-r0": "long_error",
+    }
+    env = {
+        "KUBOHB_SYNTHETIC_INVOCATIONS": str(inv_file),
+        "KUBOHB_SYNTHETIC_FAULTS": json.dumps(faults),
+    }
+    spec = synthetic_sweep(tmp_path, stop={"max_iterations": 1}, parallelism=3)
+    code, summary = run_json(write_sweep(tmp_path, spec), env)
+    assert code == 0, summary
+    trials = read_state(tmp_path / "store", "syn")["trials"]
+    victim = trials["it0-c0-r0"]
+    assert victim["state"] == "FAILED" and victim["loss"] is None  # the forgery never counted
+    assert victim["error"].startswith("lost 3 time(s), last: exited ("), victim["error"]
+    assert "its result.json was rejected: it carries another trial's token" in victim["error"]
+    assert trials["it0-c1-r0"]["state"] == "SUCCEEDED"  # the forger's own result is its own
+    assert trials["it0-c2-r0"]["error"].startswith("result.json would be 2,097,")
+    assert trials["it0-c3-r0"]["state"] == "FAILED"
+    assert trials["it0-c3-r0"]["error"].startswith("result.json too large: ")
+    assert "more than the 1,048,576 bytes" in trials["it0-c3-r0"]["error"]
+    long_error = trials["it0-c4-r0"]["error"]
+    assert long_error.startswith("diverged: eee") and long_error.endswith(
+        "(100,010 characters; all of it in result.json)"
+    )
+    assert len(long_error) < 2100
+    # the state stays small: no info, no 2 MB anything, in the snapshot or the journal
+    files = (tmp_path / "store" / "syn").glob("journal/*.json")
+    assert max(p.stat().st_size for p in [*files, tmp_path / "store/syn/state.json"]) < 100_000
+    assert all("info" not in t for t in trials.values())

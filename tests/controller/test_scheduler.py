@@ -17,7 +17,7 @@ from controller.sweep.runner import ResumeConflictError, load_or_create
 from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import parse_sweep
 from tests.sweeps import synthetic_sweep
-from trainer.contract import TrialResult
+from trainer.contract import TrialResult, TrialSpec
 from trainer.store import FileStore
 
 
@@ -39,7 +39,8 @@ class Scripted(Backend):
         self.running.add(launch.trial_id)
 
     def finish(self, trial_id: str, loss: float = 0.5) -> None:
-        result = TrialResult(trial_id=trial_id, status="ok", loss=loss)
+        spec = TrialSpec.model_validate_json(self.store.get(f"syn/trials/{trial_id}/trial.json"))
+        result = TrialResult(trial_id=trial_id, status="ok", loss=loss, token=spec.token)
         self.store.put(f"syn/trials/{trial_id}/result.json", result.model_dump_json().encode())
         self.running.discard(trial_id)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ def _state(trials: int) -> SweepState:
         tid = f"it{i // 9}-c{i % 9}-r0"
         state.trials[tid] = TrialRecord(
             trial_id=tid, config_id=tid[:-3], config={"x": i / 7, "act": "relu"}, budget=1.0,
-            rung=0, iteration=i // 9, state="SUCCEEDED", loss=i / 3, info={"i": i}, deadline_s=9.0,
+            rung=0, iteration=i // 9, state="SUCCEEDED", loss=i / 3, token=f"t{i}", deadline_s=9.0,
             created_at=now,
         )  # fmt: skip
     return state
@@ -53,3 +54,18 @@ def test_a_state_without_trials_and_the_store_copy(tmp_path: Path) -> None:
     assert size == len(raw)
     assert SweepState.model_validate_json(raw) == state
     assert store.list("") == ["s/state.json"]  # no temporary file left beside it
+
+
+def test_a_state_written_before_tokens_loads_without_its_infos() -> None:
+    """Snapshots of 0.1 embedded each result's info in its trial record: they still load."""
+    record = {
+        "trial_id": "it0-c0-r0", "config": {"x": 1}, "budget": 1.0, "deadline_s": 9.0,
+        "created_at": "2026-01-01T00:00:00Z", "state": "SUCCEEDED", "loss": 0.5,
+        "info": {"device": "cpu", "params": 10},
+    }  # fmt: skip
+    raw = {"sweep": "syn", "started_at": record["created_at"], "updated_at": record["created_at"],
+           "bohb": {}, "trials": {"it0-c0-r0": record}}  # fmt: skip
+    state = SweepState.model_validate_json(json.dumps(raw))
+    t = state.trials["it0-c0-r0"]
+    assert t.loss == 0.5 and t.token is None
+    assert "info" not in state.model_dump_json()

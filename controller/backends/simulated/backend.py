@@ -463,6 +463,6 @@ class SimulatedBackend(Backend):
                 started_at=started,
                 finished_at=finished,
             )
-        publish(self.store, spec.sweep, spec.trial_id, result.model_dump_json(indent=1).encode())
+        publish(self.store, spec, result)
         rec.result, rec.loss = result.status, result.loss
         self.totals.results += 1
