@@ -6,6 +6,11 @@ serves concurrent calls (``Backend.launch_concurrency``), and the scheduler star
 ``per_tick`` of them per tick (the backend's ``launch_rate`` x the poll interval), so polling
 goes on between batches. Each launch takes its own timestamp (``launched_at``) just before its
 ``backend.launch`` call: the wait for a rate token counts as queued time, never as running.
+
+Every attempt's clock starts at its own launch, relaunches included (a retry, a resumed LAUNCHED
+or CANCELLED trial): ``this_attempt`` moves a running period the backend dates before the launch
+(an earlier attempt's process that an idempotent launch found still running, a stale record) to
+the launch, so an old start never cancels a fresh attempt as past its deadline.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
-from controller.backends.base import Backend, Clock, Launch
+from controller.backends.base import Backend, Clock, Launch, TrialState
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import TrialRecord
 from controller.sweep.trials import trial_spec
@@ -68,3 +74,14 @@ class Launcher:
                 queue_timeout_s=self.spec.trials.queue_timeout_s,
             )
         )
+
+
+def this_attempt(t: TrialRecord, ts: TrialState | None, now: datetime) -> TrialState | None:
+    """The backend's view of ``t``'s current attempt: never running since before its launch."""
+    launched = t.launched_at
+    if ts is None or ts.started_at is None or launched is None or ts.started_at >= launched:
+        return ts
+    end = ts.ended_at or now
+    since = max(0.0, (end - launched).total_seconds())
+    run_s = None if ts.run_s is None else min(ts.run_s, since)
+    return ts.model_copy(update={"started_at": launched, "run_s": run_s})

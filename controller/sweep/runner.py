@@ -9,8 +9,9 @@ from datetime import datetime
 from controller import log
 from controller.backends.base import Backend, WallClock
 from controller.bohb import BOHB
-from controller.sweep import cost
+from controller.sweep import cost, identity
 from controller.sweep.backend import make_backend
+from controller.sweep.identity import Change
 from controller.sweep.journal import Journal, journal_prefix, load
 from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import SpecError, SweepSpec, parse_sweep
@@ -24,7 +25,7 @@ from trainer.store import NotFound, Store, StoreError, open_store
 
 
 class ResumeConflictError(ValueError):
-    """The store already holds a sweep of this name with a different search."""
+    """The store already holds a sweep of this name with another objective (its identity)."""
 
 
 class BackendSetupError(ValueError):
@@ -66,37 +67,59 @@ def _search(bohb_state: dict) -> tuple:
     return bohb_state.get("space"), args
 
 
+def _stored_spec(store: Store, spec: SweepSpec) -> tuple[SweepSpec, str] | None:
+    """The sweep's spec.yaml, parsed, and its text; None when there is none."""
+    key = f"{spec.name}/{FILE_SPEC}"
+    try:
+        text = store.get(key).decode()
+    except NotFound:
+        return None
+    try:
+        return parse_sweep(text, store.url(key)), text
+    except SpecError as exc:
+        raise ResumeConflictError(
+            f"{store.url(key)}: the stored sweep {spec.name!r} is not a valid sweep file "
+            f"({'; '.join(exc.errors)}); give this sweep another `name` (or remove that one)"
+        ) from None
+
+
+def check_resume(stored: SweepSpec, spec: SweepSpec, url: str) -> list[Change]:
+    """What changed from the stored spec; raises ResumeConflictError, listing each refused
+    field with its old and new value, when any of them changes what a trial's loss means."""
+    changes = identity.diff(stored, spec)
+    refused = [c for c in changes if c.identity]
+    if refused:
+        lines = "".join(f"\n  {c.line()}" for c in refused)
+        raise ResumeConflictError(
+            f"{url}: sweep {spec.name!r} already exists with a different space, budget or bohb "
+            "section, trainer, data or hardware (what a trial's loss means); these fields must "
+            f"not change on resume:{lines}\nrestore them in the sweep file, or give this sweep "
+            'another `name` (docs/sweep-spec.md, "Resume", lists what may change)'
+        )
+    return changes
+
+
 def load_or_create(
     spec: SweepSpec, spec_text: str, store: Store, now: datetime | None = None
 ) -> tuple[SweepState, BOHB, Journal]:
     """The sweep's state, optimiser and journal: resumed from the store (snapshot + journal,
     BOHB rebuilt by replaying its log), or new (spec.yaml and the first snapshot written) and
-    started at ``now`` (the loop's clock; default the wall clock)."""
+    started at ``now`` (the loop's clock; default the wall clock). A resume that changes an
+    identity field is refused before anything is written; other changes replace spec.yaml,
+    the old text kept in the spec history (``identity.py``)."""
     key = f"{spec.name}/{FILE_SPEC}"
-    try:
-        old_text = store.get(key).decode()
-    except NotFound:
-        old_text = None
-    conflict = ResumeConflictError(
-        f"{store.url(key)}: a sweep named {spec.name!r} with a different space, budget or "
-        "bohb section already exists; give this sweep another `name` (or remove that one)"
-    )
-    if old_text is not None:
-        try:
-            old = parse_sweep(old_text, store.url(key))
-        except SpecError as exc:
-            raise ResumeConflictError(
-                f"{store.url(key)}: the stored sweep {spec.name!r} is not a valid sweep file "
-                f"({'; '.join(exc.errors)}); give this sweep another `name` (or remove that one)"
-            ) from None
-        if old.identity() != spec.identity():
-            raise conflict
+    stored = _stored_spec(store, spec)
+    changes = check_resume(stored[0], spec, store.url(key)) if stored is not None else []
     loaded = load(store, spec.name)
     state = loaded.state if loaded is not None else None
-    if old_text is None:
+    if stored is None:
         # spec.yaml lost beside a state.json: BOHB's snapshot still says what it searched
         if state is not None and _search(state.bohb) != _search(new_bohb(spec).state_dict()):
-            raise conflict
+            raise ResumeConflictError(
+                f"{store.url(key)}: a sweep named {spec.name!r} with a different space, budget "
+                "or bohb section already exists; give this sweep another `name` (or remove "
+                "that one)"
+            )
         store.put(key, spec_text.encode())
     if loaded is not None and state is not None:
         bohb = BOHB.from_state_dict(state.bohb)
@@ -108,6 +131,7 @@ def load_or_create(
                 f"{store.url(journal_prefix(spec.name))}: the journal does not replay on the "
                 f"snapshot's optimiser state ({exc}); the store was edited by hand?"
             ) from None
+        _record_changes(store, spec, stored, spec_text, changes)  # the state is sound
         # what the store holds, before the changes of this run's spec below
         journal = Journal(
             store, state, snapshot_bytes=loaded.snapshot_bytes, tail_bytes=loaded.tail_bytes
@@ -126,6 +150,7 @@ def load_or_create(
             replayed=len(loaded.ops),
         )
         return state, bohb, journal
+    _record_changes(store, spec, stored, spec_text, changes)  # a start that died early
     bohb = new_bohb(spec)
     now = now or utcnow()
     state = SweepState(
@@ -140,6 +165,26 @@ def load_or_create(
     state.bohb = {}  # the optimiser is the truth from here on (Journal.compact)
     log.event("sweep.started", sweep=spec.name, budgets=list(bohb.budgets), store=store.root)
     return state, bohb, journal
+
+
+def _record_changes(
+    store: Store,
+    spec: SweepSpec,
+    stored: tuple[SweepSpec, str] | None,
+    spec_text: str,
+    changes: list[Change],
+) -> None:
+    """An accepted change: spec.yaml describes the sweep as it runs from now on."""
+    if stored is None or stored[1] == spec_text:
+        return
+    # the wall clock: when someone changed the file (the loop's clock may be a simulator's)
+    entry = identity.replace_spec(store, spec.name, stored[1], spec_text, changes, utcnow())
+    log.event(
+        "sweep.spec_changed",
+        sweep=spec.name,
+        history=entry.n if entry else None,  # None: a rerun finished an interrupted change
+        changes=[c.line() for c in changes],
+    )
 
 
 def run_sweep(

@@ -32,7 +32,7 @@ from controller.bohb import Optimizer
 from controller.sweep import cost, timing
 from controller.sweep.inbox import Inbox
 from controller.sweep.journal import Journal
-from controller.sweep.launcher import Launcher
+from controller.sweep.launcher import Launcher, this_attempt
 from controller.sweep.outcomes import Outcomes
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import EXIT_BY_REASON, StopReason, SweepState, SweepStatus, TrialRecord
@@ -177,7 +177,7 @@ class Scheduler:
         # Every running trial is polled, finished ones too: the backend says how long it ran.
         states = self.backend.poll([t.trial_id for t in running])
         for t in running:
-            ts = states.get(t.trial_id)
+            ts = this_attempt(t, states.get(t.trial_id), now)
             change = timing.observe(t, ts, now)
             if change:
                 self.dirty = True

@@ -21,6 +21,7 @@ from controller.backends.local.options import LocalOptions
 from controller.backends.simulated.options import SimulatedOptions
 from controller.bohb.hyperband import Schedule
 from controller.sweep import sweepfile
+from controller.sweep.identity import identity as identity_of
 from trainer.contract import BudgetUnit, Dataset, DataSource, check_name
 
 DEFAULT_COMMAND = ["python", "-m", "trainer"]
@@ -317,8 +318,10 @@ class SweepSpec(_Spec):
         return check_name(v, "name")
 
     def identity(self) -> dict[str, Any]:
-        """What must not change when a sweep resumes (the search itself)."""
-        return self.model_dump(mode="json", include={"name", "space", "budget", "bohb"})
+        """What must not change when a sweep resumes: every field that changes what a trial's
+        loss means (the search, the data, the trainer, and what sets its speed under a seconds
+        budget), as leaf path -> value. The list and its reasons: ``identity.py``."""
+        return identity_of(self)
 
     def deadline_s(self, budget: float) -> float:
         """Worst-case running seconds of one trial attempt, enforced by the backend and the loop."""

@@ -6,11 +6,18 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from controller.backends.base import Backend, Launch, TrialState
+from controller.sweep.runner import load_or_create
+from controller.sweep.scheduler import DEADLINE_SLACK_S, Scheduler
+from controller.sweep.spec import parse_sweep
 from tests.sweeps import (
     invocations,
     kill_run,
@@ -113,3 +120,124 @@ def test_kill_and_resume_at_many_points(tmp_path: Path) -> None:
         assert n == 1 or final["trials"][trial_id]["attempts"] >= n, (trial_id, n)
     assert sum(ran.values()) == 17, ran  # in fact, with this protocol, none ran twice
     assert adopted >= 1, "no restart adopted a running trial: the test lost its coverage"
+
+
+# -- a relaunch's clock -------------------------------------------------------------------------
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+class Clock:
+    """The loop's time, moved by the test only."""
+
+    def __init__(self, now: datetime) -> None:
+        self.t = now
+
+    def now(self) -> datetime:
+        return self.t
+
+    def sleep(self, seconds: float, wake_at: datetime | None = None) -> None:
+        self.t += timedelta(seconds=seconds)
+
+
+class OldProcess(Backend):
+    """Every launched trial runs, dated like a process that started ``age`` before the clock's
+    time: an earlier attempt's process that an idempotent launch found still running, or a stale
+    record (``age`` None: it starts at its launch, like a fresh one, after ``pending`` polls)."""
+
+    name = "old-process"
+
+    def __init__(self, clock: Clock, age: timedelta | None, pending: int = 0) -> None:
+        self.time, self.age, self.pending = clock, age, pending
+        self.started: dict[str, datetime] = {}
+        self.polls: dict[str, int] = {}
+        self.cancelled: list[str] = []
+
+    def launch(self, launch: Launch) -> None:
+        now = self.time.now()
+        self.started[launch.trial_id] = now - self.age if self.age is not None else now
+        self.polls[launch.trial_id] = 0
+
+    def poll(self, trial_ids: Iterable[str]) -> dict[str, TrialState]:
+        out = {}
+        for t in trial_ids:
+            if t not in self.started:
+                out[t] = TrialState(trial_id=t, phase="lost", reason="never started")
+                continue
+            self.polls[t] += 1
+            if self.polls[t] <= self.pending:
+                out[t] = TrialState(trial_id=t, phase="pending")
+            else:
+                out[t] = TrialState(trial_id=t, phase="running", started_at=self.started[t])
+        return out
+
+    def cancel(self, trial_id: str) -> None:
+        self.cancelled.append(trial_id)
+        self.started.pop(trial_id, None)
+
+    def adopt(self) -> set[str]:
+        return set()  # nothing survived the controller's death
+
+
+def _loop(tmp: Path, backend: Backend, clock: Clock) -> Scheduler:
+    text = yaml.safe_dump(synthetic_sweep(tmp, parallelism=2))
+    spec = parse_sweep(text)
+    store = FileStore(tmp / "store")
+    state, bohb, journal = load_or_create(spec, text, store, clock.now())
+    return Scheduler(spec, store, backend, bohb, state, clock=clock, journal=journal)
+
+
+def _recorded_long_ago(tmp: Path, phase: str, attempts: int) -> None:
+    """A sweep whose two first trials were left in ``phase`` a day ago by a killed controller."""
+    clock = Clock(T0)
+    s = _loop(tmp, OldProcess(clock, None), clock)
+    s.tick()
+    for t in s.state.trials.values():
+        t.state, t.attempts, t.launched_at = phase, attempts, T0  # type: ignore[assignment]
+        if phase != "LAUNCHED":  # ended: it waits for its relaunch
+            t.ended_at, t.cancels = T0, int(phase == "CANCELLED")
+    s.dirty = True
+    s._save()
+
+
+@pytest.mark.parametrize(
+    ("phase", "attempts"),
+    [("LAUNCHED", 1), ("LAUNCHED", 2), ("LOST", 1), ("CANCELLED", 1)],
+    ids=["launched-first", "launched-retry", "lost", "cancelled"],
+)
+def test_a_relaunch_counts_its_deadline_from_its_own_launch(
+    tmp_path: Path, phase: str, attempts: int
+) -> None:
+    _recorded_long_ago(tmp_path, phase, attempts)
+    clock = Clock(T0 + DAY)
+    backend = OldProcess(clock, age=DAY)  # says each relaunched attempt runs since a day ago
+    s = _loop(tmp_path, backend, clock)
+    s._adopt()
+    s.tick()  # LAUNCHED ones are relaunched by _adopt, LOST and CANCELLED ones by this tick
+    s.tick()
+    for t in s.state.trials.values():
+        if t.trial_id not in ("it0-c0-r0", "it0-c1-r0"):
+            continue
+        assert t.state == "RUNNING", (t.trial_id, t.error)
+        assert t.launched_at == T0 + DAY and t.started_at == T0 + DAY  # the relaunch's moment
+    assert backend.cancelled == []
+    # the deadline still holds, counted from the relaunch
+    clock.t = T0 + DAY + timedelta(seconds=32 + DEADLINE_SLACK_S + 1)  # budget 1: deadline 32 s
+    s.tick()
+    t = s.state.trials["it0-c0-r0"]
+    assert t.state == "FAILED" and t.error == "deadline exceeded (32 s); cancelled"
+    assert t.gpu_seconds == pytest.approx(32)  # charged from the relaunch, clamped to its deadline
+
+
+def test_a_relaunched_trial_queues_from_its_own_launch(tmp_path: Path) -> None:
+    _recorded_long_ago(tmp_path, "LAUNCHED", 1)
+    clock = Clock(T0 + DAY)  # a day later: past trials.queue_timeout_s (24 h) from T0
+    backend = OldProcess(clock, age=None, pending=1)  # pending at the first poll, then running
+    s = _loop(tmp_path, backend, clock)
+    s._adopt()
+    s.tick()
+    t = s.state.trials["it0-c0-r0"]
+    assert t.state == "RUNNING" and t.launched_at == T0 + DAY and t.started_at is None
+    s.tick()
+    assert t.state == "RUNNING" and t.started_at == T0 + DAY and backend.cancelled == []

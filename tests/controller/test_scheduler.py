@@ -134,12 +134,14 @@ def test_resume_launches_recorded_trials_once(tmp_path: Path) -> None:
 
 
 def test_a_held_trial_takes_the_resumed_spec_deadline_and_gpus(tmp_path: Path) -> None:
-    # deadline 10 s, cap 15 device-seconds: the second trial waits (PENDING) for budget
+    # deadline 10 s, cap 15 device-seconds: the second trial waits (PENDING) for budget. An
+    # epochs budget on CUDA: there the GPU count does not change the objective, so it may change.
     over: dict[str, Any] = {
         "parallelism": 2,
         "stop": {"max_iterations": 1, "max_gpu_hours": 15 / 3600},
+        "budget": {"unit": "epochs", "min": 1, "max": 9, "eta": 3},
     }
-    s = _scheduler(tmp_path, trials={"timeout_s": 10}, **over)
+    s = _scheduler(tmp_path, trials={"timeout_s": 10}, trainer={"device": "cuda"}, **over)
     s.tick()
     held = s.state.trials["it0-c1-r0"]
     assert held.state == "PENDING" and held.deadline_s == 10
@@ -147,7 +149,7 @@ def test_a_held_trial_takes_the_resumed_spec_deadline_and_gpus(tmp_path: Path) -
     # is accounted with the deadline and devices it is launched with.
     backend = s.backend
     assert isinstance(backend, Scripted)
-    trainer = {"resources": {"gpus": 1}}
+    trainer = {"device": "cuda", "resources": {"gpus": 1}}
     again = _scheduler(tmp_path, backend, trials={"timeout_s": 5}, trainer=trainer, **over)
     again.tick()
     held = again.state.trials["it0-c1-r0"]
