@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # the report. Installed only when missing and when we may (root with apt-get).
 APT_PACKAGES := dataset-fashion-mnist chromium
 
-.PHONY: install system-deps test lint bench clean
+.PHONY: install system-deps test lint chaos bench clean
 
 install: $(STAMP)
 
@@ -36,6 +36,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The long fault tests (docs/design.md, "Faults"): a sweep on S3 through a fault proxy with a
+# 30 s outage at start-up and a 60 s one mid-sweep, >= 50 controller SIGKILLs while trials run,
+# and 3,000 malformed sweep files. `make test` runs short versions of the same tests. ~6 minutes.
+chaos: install
+	KUBOHB_CHAOS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests/chaos \
+	  tests/controller/test_sweep_fuzz.py
 
 bench: install hpbandster-venv
 	$(BIN)/python -m benchmarks

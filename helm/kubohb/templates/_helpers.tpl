@@ -79,7 +79,7 @@ values left empty that no default could fill, and value combinations that cannot
 message names the value and says what to do. */}}
 {{- define "kubohb.checks" -}}
 {{- if .Release.IsUpgrade }}
-{{- fail (printf "helm upgrade is not supported: a release runs one sweep, and its controller Job cannot change in place. The sweep's state is in the store: `helm uninstall %s -n %s`, then `helm install %s <chart> -n %s` with the changed values and the same sweep.name (%s) resumes it from state.json. Stop caps, parallelism, trainer resources and placement may change; name, space, budget and bohb must stay the same (docs/kubernetes.md, \"Changing a running sweep\")" .Release.Name .Release.Namespace .Release.Name .Release.Namespace (.Values.sweep.name | default "unset")) }}
+{{- fail (printf "helm upgrade is not supported: a release runs one sweep, and its controller Job cannot change in place. The sweep's state is in the store: `helm uninstall %s -n %s`, then `helm install %s <chart> -n %s` with the changed values and the same sweep.name (%s) resumes it from state.json. Stop caps, parallelism, timeouts and API tuning may change; what a trial's loss means (name, space, budget, bohb, trainer, data, and for a seconds budget the hardware) must stay the same (docs/sweep-spec.md, \"Resume\"; docs/kubernetes.md, \"Changing a running sweep\")" .Release.Name .Release.Namespace .Release.Name .Release.Namespace (.Values.sweep.name | default "unset")) }}
 {{- end }}
 {{- $trainer := default dict .Values.sweep.trainer }}
 {{- $missing := list }}
