@@ -43,6 +43,7 @@ def _sweep(tmp: Path, name: str, s3: S3Endpoint, bucket: str, endpoint: str) -> 
         name=name,
         store={"url": f"s3://{bucket}/sweeps", "endpoint_url": endpoint, "region": s3.region},
         poll_interval_s=0.2,
+        parallelism=1,  # fixes the order of results: the sweep is determined by its seed alone
         # the default allowance: a trainer blocked by the mid-sweep outage stays within it
         trials={"startup_allowance_s": 120},
     )
