@@ -43,6 +43,42 @@ def cmd_validate(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     where = f"backend {spec.backend.type}, store {spec.store.url}"
     print(f"{args.file}: ok (sweep {spec.name!r}, {where})")
+    from controller.sweep.estimate import estimate
+
+    # the schedule only: validating stays instant (`kubohb estimate` also simulates the sweep)
+    e = estimate(spec, run_simulation=False)
+    print(f"estimate: {e.summary()}")
+    for warning in e.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from controller.sweep.estimate import estimate, table
+    from controller.sweep.spec import SpecError, load_sweep
+
+    try:
+        spec = load_sweep(args.file)
+    except SpecError as exc:
+        _print_spec_errors(exc)
+        return EXIT_BAD_INPUT
+    e = estimate(spec)
+    if args.json:
+        print(e.model_dump_json(indent=1))
+        return EXIT_OK
+    print(f"{spec.name}: {e.summary()}")
+    print(table(e))
+    if e.simulated is not None:
+        s = e.simulated
+        first = s.first_max_budget_result_s
+        when = f"{first / 3600:,.1f} h" if first is not None else "never"
+        print(
+            f"simulated at parallelism {spec.parallelism}: {s.trials} trials, "
+            f"{s.gpu_hours:,.1f} device-hours, {s.wall_clock_s / 3600:,.1f} h, first result on "
+            f"the largest budget after {when}, stopped by {s.stop_reason}"
+        )
+    for warning in e.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -154,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a sweep file; print every error")
     validate.add_argument("file", metavar="FILE")
     validate.set_defaults(func=cmd_validate)
+    estimate = sub.add_parser(
+        "estimate", help="what a sweep will cost and take: its schedule, priced, and simulated"
+    )
+    estimate.add_argument("file", metavar="SWEEP.yaml")
+    estimate.add_argument("--json", action="store_true")
+    estimate.set_defaults(func=cmd_estimate)
     status = sub.add_parser("status", help="show a sweep's progress from its store")
     status.add_argument("sweep_url", metavar="SWEEP_URL", help="<store root>/<sweep>")
     status.add_argument("--json", action="store_true")

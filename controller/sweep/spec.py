@@ -21,7 +21,6 @@ from controller.backends.local.options import LocalOptions
 from controller.backends.simulated.options import SimulatedOptions
 from controller.bohb.hyperband import Schedule
 from controller.sweep import sweepfile
-from controller.sweep.identity import identity as identity_of
 from trainer.contract import BudgetUnit, Dataset, DataSource, check_name
 
 DEFAULT_COMMAND = ["python", "-m", "trainer"]
@@ -316,12 +315,6 @@ class SweepSpec(_Spec):
     @classmethod
     def _name(cls, v: str) -> str:
         return check_name(v, "name")
-
-    def identity(self) -> dict[str, Any]:
-        """What must not change when a sweep resumes: every field that changes what a trial's
-        loss means (the search, the data, the trainer, and what sets its speed under a seconds
-        budget), as leaf path -> value. The list and its reasons: ``identity.py``."""
-        return identity_of(self)
 
     def deadline_s(self, budget: float) -> float:
         """Worst-case running seconds of one trial attempt, enforced by the backend and the loop."""

@@ -55,4 +55,5 @@ def test_kubernetes_factory_matches_the_backend_signature(
         "A": "1",
         "KUBOHB_STORE_ENDPOINT": "http://127.0.0.1:9",
         "KUBOHB_STORE_REGION": "r1",
+        "KUBOHB_STORE_OUTAGE_TOLERANCE_S": "600",  # store.outage_tolerance_s, for the trainer
     }

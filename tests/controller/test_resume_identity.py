@@ -234,4 +234,3 @@ def test_identity_names_every_objective_field_of_a_seconds_sweep(tmp_path: Path)
     for allowed in ("parallelism", "poll_interval_s", "stop.max_iterations", "store.url"):
         assert not any(p.startswith(allowed) for p in paths)
     assert not any(p.startswith(("trials.", "backend.kubernetes.", "store.")) for p in paths)
-    assert spec.identity() == paths
