@@ -135,7 +135,9 @@ def sweep_spec(
     if arm in CAPPED:
         if cap_gpu_hours is None:
             raise ValueError(f"{arm} needs the GPU-hours of {REFERENCE} (cap_gpu_hours)")
-        stop: dict[str, Any] = {"max_gpu_hours": cap_gpu_hours}
+        # the capped arms compare promotion rules at equal GPU-hours: the whole cap is spent,
+        # as before the wind-down rule existed (docs/benchmarks.md, "Cluster time")
+        stop: dict[str, Any] = {"max_gpu_hours": cap_gpu_hours, "wind_down": False}
     elif arm in OPEN:
         if deadline_s is None:
             raise ValueError(f"{arm} needs the wall-clock of {REFERENCE} (deadline_s)")

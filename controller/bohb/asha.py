@@ -43,6 +43,7 @@ from controller.bohb.iteration import (
     TERMINATED,
     ConfigRun,
     Sampler,
+    sizes_state,
 )
 
 
@@ -69,6 +70,8 @@ class AsyncSHIteration:
     runs: list[ConfigRun] = field(default_factory=list)  # index = config index in the iteration
     num_running: int = 0
     is_finished: bool = False
+    # configs per stage: the bracket's, until a wind-down shrinks them
+    sizes: list[int] = field(default_factory=list)
     # next_run found nothing to hand out, and no result came since: it would find nothing again
     # (only register changes what it sees). Derived, never saved: an ask scans every open
     # iteration, and most of them wait on results.
@@ -79,10 +82,17 @@ class AsyncSHIteration:
             raise ValueError(f"eta ({self.eta}) must be > 1")
         if not self.actual:
             self.actual = [0] * len(self.bracket.num_configs)
+        if not self.sizes:
+            self.sizes = list(self.bracket.num_configs)
 
     @property
     def last_stage(self) -> int:
         return len(self.bracket.num_configs) - 1
+
+    def resize(self, sizes: list[int]) -> None:
+        """New stage sizes (a wind-down's ``iteration.wound_down``)."""
+        self.sizes = list(sizes)
+        self._blocked = False
 
     # ---- the rule --------------------------------------------------------------------------
     def _stages(self) -> _Stages:
@@ -101,7 +111,7 @@ class AsyncSHIteration:
         for k, runs in enumerate(fin):
             runs.sort(key=_sort_key(k))
         closed = [False] * n_stages
-        closed[0] = self.actual[0] >= self.bracket.num_configs[0] and running[0] == 0
+        closed[0] = self.actual[0] >= self.sizes[0] and running[0] == 0
         stages = _Stages(done, fin, running, closed)
         for k in range(1, n_stages):
             closed[k] = (
@@ -111,12 +121,12 @@ class AsyncSHIteration:
 
     def _threshold(self, stages: _Stages, k: int) -> int:
         if stages.closed[k]:
-            return self.bracket.num_configs[k + 1]
+            return self.sizes[k + 1]
         return math.floor(stages.done[k] / self.eta)
 
     def _best_promotable(self, stages: _Stages, k: int) -> ConfigRun | None:
         """The config to promote from stage k to k+1 now, or None (needs ``closed[k]`` set)."""
-        if self.actual[k + 1] >= self.bracket.num_configs[k + 1]:
+        if self.actual[k + 1] >= self.sizes[k + 1]:
             return None
         for r in stages.fin[k][: self._threshold(stages, k)]:
             if r.stage == k:  # not promoted yet (a promoted config's stage is above k)
@@ -138,7 +148,7 @@ class AsyncSHIteration:
                 self.stage = max(self.stage, k + 1)
                 self._settle(self._stages())
                 return run
-        if self.actual[0] < self.bracket.num_configs[0]:
+        if self.actual[0] < self.sizes[0]:
             config, model_based = sample()
             run = ConfigRun(len(self.runs), config, model_based, 0, status=RUNNING)
             self.runs.append(run)
@@ -156,14 +166,10 @@ class AsyncSHIteration:
     def _settle(self, stages: _Stages) -> None:
         """Mark TERMINATED the reviewed configs that can never be promoted (for ``counts()``)."""
         for k in range(self.last_stage):
-            full = self.actual[k + 1] >= self.bracket.num_configs[k + 1]
+            full = self.actual[k + 1] >= self.sizes[k + 1]
             if not (full or stages.closed[k]):
                 continue
-            keep = (
-                set()
-                if full
-                else {r.index for r in stages.fin[k][: self.bracket.num_configs[k + 1]]}
-            )
+            keep = set() if full else {r.index for r in stages.fin[k][: self.sizes[k + 1]]}
             for r in stages.fin[k]:
                 if r.stage == k and r.status == REVIEW and r.index not in keep:
                     r.status = TERMINATED
@@ -195,6 +201,7 @@ class AsyncSHIteration:
             "runs": [r.state_dict() for r in self.runs],
             "num_running": self.num_running,
             "is_finished": self.is_finished,
+            **sizes_state(self.bracket, self.sizes),
         }
 
     @classmethod
@@ -207,6 +214,7 @@ class AsyncSHIteration:
             runs=[ConfigRun(**r) for r in state["runs"]],
             num_running=state["num_running"],
             is_finished=state["is_finished"],
+            sizes=list(state.get("sizes") or bracket.num_configs),
         )
 
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any, Literal, Protocol, get_args
 
 import numpy as np
 
 from controller.bohb.asha import AsyncSHIteration
 from controller.bohb.hyperband import Bracket, Schedule
-from controller.bohb.iteration import ConfigRun, Sampler, SHIteration
+from controller.bohb.iteration import ConfigRun, Sampler, SHIteration, wound_down
 from controller.bohb.model import DEFAULT_MAX_MODEL_POINTS, ConfigGenerator, ModelKnobs
 from controller.bohb.protocol import Incumbent, Suggestion
 from controller.bohb.space import SearchSpace
@@ -52,6 +53,8 @@ class Iteration(Protocol):
     @property
     def actual(self) -> list[int]: ...
     @property
+    def sizes(self) -> list[int]: ...
+    @property
     def runs(self) -> list[ConfigRun]: ...
     @property
     def is_finished(self) -> bool: ...
@@ -62,9 +65,24 @@ class Iteration(Protocol):
 
     def register(self, index: int, loss: float | None) -> None: ...
 
+    def resize(self, sizes: list[int]) -> None: ...
+
     def counts(self) -> dict[str, int]: ...
 
     def state_dict(self) -> dict[str, Any]: ...
+
+
+def _to_hand_out(bracket: Bracket, sizes: list[int], actual: list[int]) -> dict[float, int]:
+    """Trials an iteration of these stage sizes will still hand out, by budget."""
+    return {
+        b: n - placed
+        for n, placed, b in zip(sizes, actual, bracket.budgets, strict=True)
+        if n > placed
+    }
+
+
+def _plus(a: dict[float, int], b: dict[float, int]) -> dict[float, int]:
+    return {k: a.get(k, 0) + b.get(k, 0) for k in a.keys() | b.keys()}
 
 
 class UnknownTrial(KeyError):  # noqa: N818 - name fixed by the design's API
@@ -148,6 +166,7 @@ class BOHB:
         self._ops: list[dict[str, Any]] = []  # asks and tells since the last take_ops()
         self._settled = False  # the last ask or tell was an ask that handed out nothing
         self._replayed: tuple[dict[str, Any], bool] | None = None  # a logged sample, in replay
+        self._wound_down = False  # wind_down(): no new config, no new iteration
 
     # ---- ask / tell ----------------------------------------------------------------------------
     def ask(self) -> Suggestion | None:
@@ -179,11 +198,57 @@ class BOHB:
                     self._active.remove(i)
                 if run is not None:
                     return self._suggest(it, run.index, run.stage)
+            if self._wound_down:
+                return None
             if self.max_iterations is not None and len(self._iterations) >= self.max_iterations:
                 return None
             # No active iteration can emit: open the next one (it always can).
             self._active.append(len(self._iterations))
             self._iterations.append(self._new_iteration(len(self._iterations), None))
+
+    def next_bracket(self) -> Bracket:
+        return self.schedule.bracket(len(self._iterations))
+
+    def outstanding(self) -> dict[float, int]:
+        out: dict[float, int] = {}
+        for i in self._active:
+            it = self._iterations[i]
+            out = _plus(out, _to_hand_out(it.bracket, it.sizes, it.actual))
+        return out
+
+    @property
+    def wound_down(self) -> bool:
+        return self._wound_down
+
+    def wind_down(self, fits: Callable[[dict[float, int]], bool] | None = None) -> None:
+        """No new iteration from now on, and each open one shrunk to finish with the configs it
+        started, its best promoted up to the largest budget (``iteration.wound_down``). With
+        ``fits`` (whether trials still to hand out, budget -> count, are affordable), an open
+        iteration still sampling its first stage keeps the most first-stage configs that fit
+        beside the older ones. Logged as an op with the sizes, so a replay winds down alike."""
+        if self._wound_down:
+            return
+        planned: dict[str, list[int]] = {}
+        need: dict[float, int] = {}
+        for i in self._active:
+            it = self._iterations[i]
+            sizes = wound_down(it.sizes, it.actual)
+            if fits is not None:
+                for start in range(it.sizes[0], it.actual[0], -1):
+                    bigger = wound_down(it.sizes, it.actual, start)
+                    if fits(_plus(need, _to_hand_out(it.bracket, bigger, it.actual))):
+                        sizes = bigger
+                        break
+            need = _plus(need, _to_hand_out(it.bracket, sizes, it.actual))
+            planned[str(i)] = sizes
+        self._apply_wind_down(planned)
+        self._ops.append({"wind_down": planned})
+        self._settled = False
+
+    def _apply_wind_down(self, planned: dict[str, list[int]]) -> None:
+        self._wound_down = True
+        for i, sizes in planned.items():
+            self._iterations[int(i)].resize(sizes)
 
     def _sample(self) -> tuple[dict[str, Any], bool]:
         if self._replayed is not None:  # replaying a logged ask: its config, no model, no rng
@@ -272,6 +337,10 @@ class BOHB:
                     self._tell(op["tell"], op["loss"])
                     self._settled = False
                     continue
+                if "wind_down" in op:
+                    self._apply_wind_down(op["wind_down"])
+                    self._settled = False
+                    continue
                 self.max_iterations = op["max"]
                 if op["ask"] is not None:
                     self._replayed = (dict(op["config"]), bool(op["model_based"]))
@@ -295,7 +364,9 @@ class BOHB:
 
     @property
     def finished(self) -> bool:
-        if self.max_iterations is None or len(self._iterations) < self.max_iterations:
+        if not self._wound_down and (
+            self.max_iterations is None or len(self._iterations) < self.max_iterations
+        ):
             return False
         return all(it.complete for it in self._iterations)
 
@@ -356,6 +427,7 @@ class BOHB:
             "rng": self._rng.bit_generator.state,
             "iterations": [it.state_dict() for it in self._iterations],
             "settled": self._settled,
+            **({"wound_down": True} if self._wound_down else {}),
             "trials": {t: list(v) for t, v in self._trials.items()},
             "pending": list(self._pending),
             "best": {str(r): b for r, b in self._best.items()},
@@ -377,6 +449,7 @@ class BOHB:
         opt._iterations = [opt._new_iteration(i, s) for i, s in enumerate(state["iterations"])]
         opt._active = [i for i, it in enumerate(opt._iterations) if not it.is_finished]
         opt._settled = bool(state.get("settled", False))  # absent before the journal existed
+        opt._wound_down = bool(state.get("wound_down", False))  # absent: never wound down
         opt._trials = {t: (v[0], v[1], v[2]) for t, v in state["trials"].items()}
         opt._pending = dict.fromkeys(state["pending"])
         opt._best = {int(r): dict(b) for r, b in state["best"].items()}

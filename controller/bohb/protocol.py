@@ -6,9 +6,12 @@ drive the same loop. ``BOHB`` (``optimizer.py``) is the implementation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
+
+from controller.bohb.hyperband import Bracket
 
 
 class Suggestion(BaseModel):
@@ -38,6 +41,9 @@ class Optimizer(Protocol):
     told), ``tell`` reports its loss (None, NaN or inf = failed), ``state_dict`` is JSON-able and
     restores the optimiser exactly."""
 
+    # the iteration (bracket) limit; None = open-ended. The loop may lower it (a cap).
+    max_iterations: int | None
+
     @property
     def finished(self) -> bool:
         """No work is left, and none will be (its iteration limit is reached and done)."""
@@ -54,4 +60,23 @@ class Optimizer(Protocol):
     def take_ops(self) -> list[dict[str, Any]]:
         """The asks and tells since the last call (JSON-able), for a journal: replayed on the
         state the optimiser had before them, they give its state now."""
+        ...
+
+    def next_bracket(self) -> Bracket:
+        """The bracket the next new iteration would run (what opening it would cost)."""
+        ...
+
+    def outstanding(self) -> dict[float, int]:
+        """Trials the open iterations will still hand out (not yet asked), by budget."""
+        ...
+
+    @property
+    def wound_down(self) -> bool:
+        """``wind_down`` was called: no new config will start, only promotions."""
+        ...
+
+    def wind_down(self, fits: Callable[[dict[float, int]], bool] | None = None) -> None:
+        """Start no new config from now on (but, with ``fits``, as many first-stage configs as
+        it allows): finish the open brackets, promoting their best to the largest budget (a cap
+        that cannot pay for them)."""
         ...

@@ -183,10 +183,15 @@ def estimate(spec: SweepSpec, *, run_simulation: bool = True) -> Estimate:
     warnings = []
     first_bracket = sum(r.gpu_hours_nominal for r in rows if r.bracket == 0)
     if limit_s is not None and limit_s / 3600 < first_bracket:
+        then = (
+            "the first bracket is cut down to fit (stop.wind_down)"
+            if stop.wind_down
+            else "the sweep stops before its first result on the largest budget "
+            f"({spec.budget.max:g} {spec.budget.unit})"
+        )
         warnings.append(
             f"{caps.binding()} ({limit_s / 3600:,.1f} device-hours) is less than the first "
-            f"bracket's {first_bracket:,.1f}: the sweep stops before its first result on the "
-            f"largest budget ({spec.budget.max:g} {spec.budget.unit})"
+            f"bracket's {first_bracket:,.1f}: {then}"
         )
     sim = simulate(spec) if run_simulation else None
     if sim is not None and sim.first_max_budget_result_s is None and not warnings:

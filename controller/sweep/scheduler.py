@@ -71,6 +71,9 @@ class Scheduler:
         capacity = backend.capacity()
         self.parallelism = min(spec.parallelism, capacity or spec.parallelism)
         self.dirty = False
+        # A cap stopped BOHB opening brackets (recomputed after a restart: it depends on the
+        # state alone, and the first tick decides it before any ask)
+        self.brackets_capped = False
         # Trials not finished yet, in table order: each poll scans these, never the finished ones.
         self.open = {k: t for k, t in state.trials.items() if not t.done}
         self._closing: list[TrialRecord] = []  # finished since the last save: written once more
@@ -315,7 +318,72 @@ class Scheduler:
         self.dirty = True
         return t
 
+    def _wind_down_if_due(self, running: list[cost.Running]) -> None:
+        """Near a cap, stop spending on starts the cap cannot finish (``stop.wind_down``).
+
+        What is left of the cap is compared with the nominal cost (training seconds x devices)
+        of the trials the open brackets will still hand out, and of the next bracket. Less than
+        both: no further bracket opens (BOHB's iteration limit is set to the brackets open now).
+        Less than the open brackets' alone: BOHB also starts no new config in them beyond what
+        is left pays for (``wind_down``) and spends the rest promoting their best to the largest
+        budget. So a capped sweep still ends with a max-budget incumbent where the cap allows
+        one, instead of many brackets cut off at their lower rungs. The first bracket always
+        opens; a cap below it shrinks it once it is open."""
+        limit = self.caps.limit_s()
+        nxt = self.bohb.next_bracket()
+        if limit is None or not self.spec.stop.wind_down or self.bohb.wound_down:
+            return
+        if nxt.iteration == 0:
+            return
+        left_s = limit - self._spoken_for_s(running)
+        open_s = self._nominal_s(self.bohb.outstanding())
+        limit_it = self.spec.stop.max_iterations
+        if not self.brackets_capped and (limit_it is None or nxt.iteration < limit_it):
+            next_s = self._nominal_s(dict(zip(nxt.budgets, nxt.num_configs, strict=True)))
+            if left_s < open_s + next_s:
+                self.brackets_capped = True
+                self.bohb.max_iterations = nxt.iteration  # no bracket after the open ones
+                log.event(
+                    "sweep.brackets_capped",
+                    cap=self.caps.binding(),
+                    brackets=nxt.iteration,
+                    left_gpu_hours=round(left_s / 3600, 3),
+                    needed_gpu_hours=round((open_s + next_s) / 3600, 3),
+                )
+        if left_s < open_s:
+            self.bohb.wind_down(lambda trials: self._nominal_s(trials) <= left_s)
+            self.dirty = True
+            log.event(
+                "sweep.wind_down",
+                cap=self.caps.binding(),
+                left_gpu_hours=round(left_s / 3600, 3),
+                needed_gpu_hours=round(open_s / 3600, 3),
+            )
+
+    def _spoken_for_s(self, running: list[cost.Running]) -> float:
+        """Device-seconds of a cap already spoken for: spent, what running attempts will still
+        train (nominally), and what the last launch at the largest budget reserves beyond its
+        nominal cost (a launch must fit its whole reservation)."""
+        spec, devices = self.spec, cost.devices(self.spec.trainer.resources.gpus)
+        allowance = spec.trials.startup_allowance_s
+        to_go = sum(
+            max(0.0, cost.reservation(r.reserve_s, r.deadline_s) - allowance - r.elapsed_s)
+            * cost.devices(r.gpus)
+            for r in running
+        )
+        top = spec.budget.max
+        slack = max(0.0, spec.reserve_s(top) * devices - self._nominal_s({top: 1}))
+        return cost.accounted(self.state.gpu_seconds, running) + to_go + slack
+
+    def _nominal_s(self, trials: dict[float, int]) -> float:
+        """Training device-seconds of ``trials`` (budget -> count), as `kubohb estimate` counts."""
+        spec = self.spec
+        per_unit = 1.0 if spec.budget.unit == "seconds" else spec.trials.seconds_per_epoch
+        devices = cost.devices(spec.trainer.resources.gpus)
+        return sum(n * budget * per_unit * devices for budget, n in trials.items())
+
     def _fill(self, now: datetime, running: list[cost.Running]) -> StopReason | None:
+        self._wind_down_if_due(running)
         active = len(running)
         # scanned once per tick
         waiting = self._open_in("LOST") + self._open_in("CANCELLED") + self._open_in("PENDING")
@@ -354,6 +422,8 @@ class Scheduler:
         if self._open_in("LOST", "CANCELLED", "PENDING"):
             return None
         if self.bohb.finished:
+            if self.bohb.wound_down or self.brackets_capped:  # a cap ended the search early
+                return self.caps.binding()
             return "max_iterations" if self.spec.stop.max_iterations else "finished"
         if (
             self.spec.stop.max_trials is not None

@@ -158,6 +158,9 @@ class StopSpec(_Spec):
     gpu_hour_price: float = Field(0.0, ge=0)  # money per device-hour, for max_cost and reports
     # Wall-clock limit from the sweep's first start: seconds, "12h", or an ISO time.
     deadline: float | str | datetime | None = None
+    # Near a max_gpu_hours / max_cost cap, open no bracket the cap cannot pay for and finish the
+    # open ones (promotions only), so the sweep ends with a max-budget incumbent (docs/bohb.md).
+    wind_down: bool = True
 
     @field_validator("deadline")
     @classmethod

@@ -91,7 +91,8 @@ def test_a_trial_waits_for_budget_instead_of_overspending(tmp_path: Path) -> Non
         tmp_path,
         parallelism=2,
         trials={"timeout_s": 10},
-        stop={"max_iterations": 1, "max_gpu_hours": 15 / 3600},
+        # wind_down off: this is about the per-trial reservation, not the bracket rule
+        stop={"max_iterations": 1, "max_gpu_hours": 15 / 3600, "wind_down": False},
     )
     backend = s.backend
     assert isinstance(backend, Scripted)
@@ -138,7 +139,7 @@ def test_a_held_trial_takes_the_resumed_spec_deadline_and_gpus(tmp_path: Path) -
     # epochs budget on CUDA: there the GPU count does not change the objective, so it may change.
     over: dict[str, Any] = {
         "parallelism": 2,
-        "stop": {"max_iterations": 1, "max_gpu_hours": 15 / 3600},
+        "stop": {"max_iterations": 1, "max_gpu_hours": 15 / 3600, "wind_down": False},
         "budget": {"unit": "epochs", "min": 1, "max": 9, "eta": 3},
     }
     s = _scheduler(tmp_path, trials={"timeout_s": 10}, trainer={"device": "cuda"}, **over)
