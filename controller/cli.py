@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     from controller.sweep.journal import load_state
-    from controller.sweep.status import render, summarize
+    from controller.sweep.status import render, store_bytes, summarize
     from trainer.store import StoreError, open_store
 
     root, _, sweep = args.sweep_url.rstrip("/").rpartition("/")
@@ -161,10 +161,19 @@ def cmd_status(args: argparse.Namespace) -> int:
         )
         return EXIT_BAD_INPUT
     summary = summarize(state)
+    if args.store_bytes:  # one listing of the sweep's folder: 1 request per 1,000 objects on S3
+        try:
+            summary["store_bytes"] = store_bytes(store.list_sizes(sweep))
+        except StoreError as exc:
+            print(f"error: {args.sweep_url}: {exc}", file=sys.stderr)
+            return EXIT_ERROR
     if args.json:
         print(json.dumps(summary, indent=1, default=str))
     else:
         Console().print(render(summary))
+        if "store_bytes" in summary:
+            parts = ", ".join(f"{k} {v / 1e6:,.1f} MB" for k, v in summary["store_bytes"].items())
+            Console().print(f"store: {parts}")
     return EXIT_OK
 
 
@@ -201,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint URL")
     status.add_argument("--region", default=None)
+    status.add_argument(
+        "--store-bytes",
+        action="store_true",
+        help="also list the sweep's folder and show its bytes by kind (checkpoints, logs...)",
+    )
     status.set_defaults(func=cmd_status)
     if importlib.util.find_spec("controller.report.command") is not None:
         from controller.report.command import register

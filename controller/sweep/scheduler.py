@@ -30,6 +30,7 @@ from controller import log
 from controller.backends.base import Backend, Clock, Ending, ExitCode, TrialState, WallClock
 from controller.bohb import Optimizer
 from controller.sweep import cost, timing
+from controller.sweep.checkpoints import Checkpoints
 from controller.sweep.inbox import Inbox
 from controller.sweep.journal import Journal
 from controller.sweep.launcher import Launcher, this_attempt
@@ -78,6 +79,7 @@ class Scheduler:
         self.open = {k: t for k, t in state.trials.items() if not t.done}
         self._closing: list[TrialRecord] = []  # finished since the last save: written once more
         self.inbox = Inbox(store, state.sweep)
+        self.checkpoints = Checkpoints(store, state, spec.trials.keep_checkpoints)
         self.outcomes = Outcomes(spec, state, bohb)
         # The journal knows what the store holds; a resumed sweep runs again (its caps may have
         # been raised) and is written as stopped again only if that changed, so re-running a
@@ -450,8 +452,11 @@ class Scheduler:
         if not (self.dirty or self.outcomes.changed):
             return
         self.dirty = self.outcomes.changed = False
+        self._open_in()  # moves the trials done by now to _closing
         trials = [*self.open.values(), *self._closing]
+        finished = self._closing
         self._closing = []
         self.journal.save(
             self.state, trials, self.bohb.take_ops(), self.clock.now(), self.bohb.state_dict
         )
+        self.checkpoints.prune(t for t in finished if t.done)  # after the entry: see its module

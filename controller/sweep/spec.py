@@ -225,6 +225,10 @@ class TrialPolicy(_Spec):
     # image pull) before it runs. Past it the attempt is cancelled and the trial LOST (relaunched
     # up to max_attempts, at the back of any queue). None: wait as long as it takes.
     queue_timeout_s: float | None = Field(86400.0, gt=0, le=MAX_SECONDS)
+    # Checkpoints of finished trials kept per budget: the best `keep_checkpoints` succeeded
+    # ones (the incumbent's among them); the others, and every failed trial's, are deleted.
+    # None: keep every checkpoint.
+    keep_checkpoints: int | None = Field(3, ge=1)
 
 
 class CredentialsRef(_Spec):

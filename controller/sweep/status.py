@@ -114,3 +114,22 @@ def render(summary: dict[str, Any]) -> Group:
         else Text("best so far: no result yet")
     )
     return Group(head, brackets, running, best_text)
+
+
+def store_bytes(sizes: dict[str, int]) -> dict[str, int]:
+    """A sweep's objects (key -> bytes, keys under its folder) summed by kind, and in all."""
+    kinds: Counter[str] = Counter()
+    for key, size in sizes.items():
+        name = key.rsplit("/", 1)[-1]
+        if "/journal/" in f"/{key}":
+            kind = "journal"
+        elif "/trials/" in f"/{key}":
+            kind = name if name in KINDS else "other"
+        else:
+            kind = "other" if name not in ("state.json", "spec.yaml") else name
+        kinds[kind] += size
+    return {**dict(sorted(kinds.items())), "total": sum(kinds.values())}
+
+
+# The per-trial files whose bytes `kubohb status --store-bytes` shows apart.
+KINDS = ("checkpoint.pt", "trainer.log", "metrics.jsonl", "result.json", "trial.json")
