@@ -1,14 +1,19 @@
 """The training loop of one trial: budget-bounded, timed, resumable (no store I/O here).
 
 Budget ``seconds`` counts only training-step time (forward, backward, optimiser step), measured
-around each step with CUDA synchronised; batch preparation and evaluation are excluded. The loop
-stops after the first step at which the budget is reached. Budget ``epochs`` runs
-round(epochs x steps_per_epoch) steps. The learning rate is set before every step from the
-schedule (trainer.schedule).
+around each step: with the host clock on CPU, with CUDA events on the GPU; batch preparation and
+evaluation are excluded. The loop stops after the first step at which the budget is reached.
+Budget ``epochs`` runs round(epochs x steps_per_epoch) steps. The learning rate is set before every
+step from the schedule (trainer.schedule).
+
+The host never waits for the device per step: losses (for the NaN/inf check and the epoch's mean)
+and, on CUDA, step times are read together every ``SYNC_EVERY`` steps (a *flush*), at an epoch's
+end and before a checkpoint. On CUDA a seconds budget shrinks that window as the budget runs out,
+so the stop stays exact (docs/trainer.md, "GPU path").
 
 Everything a resume needs (model, optimiser, AMP scaler, schedule, progress, every RNG) is in
-``state_dict()``; a resumed CPU run continues bit-identically (the epoch's sample order is derived
-from the seed and the epoch number).
+``state_dict()``, which flushes first; a resumed CPU run continues bit-identically (the epoch's
+sample order is derived from the seed and the epoch number).
 """
 
 from __future__ import annotations
@@ -32,8 +37,15 @@ from trainer.data import Splits
 from trainer.hparams import TrainConfig
 from trainer.model import Network
 from trainer.schedule import Schedule
+from trainer.steptime import CudaTimer, HostTimer, StepTimer
 
 EVAL_BATCH = 500
+# N: steps between flushes. A diverged run stops at most N - 1 steps after its first NaN/inf loss;
+# on a GPU one wait per N steps costs well under 1 % of a step's time (docs/trainer.md).
+SYNC_EVERY = 16
+# Seconds budget on CUDA: a window of unread steps may use at most 1/SAFETY of the budget left,
+# at the slowest step time of the window before, so it ends before the budget does.
+SAFETY = 2.0
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -167,10 +179,16 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(n, cfg.batch_size)
         self.batch = min(cfg.batch_size, n)
         self.progress = Progress()
+        self.timer: StepTimer = CudaTimer() if dev.type == "cuda" else HostTimer()
+        self._pending: list[tuple[Tensor, float]] = []  # (loss, lr) of the steps not yet read
+        self._window = 1  # steps between flushes now (SYNC_EVERY, less near a seconds budget)
+        self._slowest = self._mean = 0.0  # step times of the last steps read
+        self._order: tuple[int, Tensor] | None = None  # (epoch, sample order)
 
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
+        self.flush()  # the progress must match the model: a checkpoint is taken between steps
         cuda_rng = torch.cuda.get_rng_state_all() if self.dev.device.type == "cuda" else []
         return {
             "model": self.model.state_dict(),
@@ -198,6 +216,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.gen.set_state(rng["data"])
         self.np_rng.bit_generator.state = rng["numpy"]
+        self._pending, self._slowest = [], 0.0  # unread steps belong to the state replaced
+        self.timer.collect()
 
     # ------------------------------------------------------------------ steps
 
@@ -206,13 +226,12 @@ class Trainer:
             return nullcontext()
         return torch.autocast(self.dev.device.type, dtype=self.dev.amp_dtype)
 
-    def _sync(self) -> None:
-        if self.dev.device.type == "cuda":
-            torch.cuda.synchronize(self.dev.device)
-
     def _epoch_order(self, epoch: int) -> Tensor:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(int(self.train_x.shape[0]), generator=g).to(self.dev.device)
+        if self._order is None or self._order[0] != epoch:  # train() may run in pieces
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(int(self.train_x.shape[0]), generator=g)
+            self._order = (epoch, order.to(self.dev.device))
+        return self._order[1]
 
     def _batch(self, idx: Tensor) -> tuple[Tensor, Tensor, Tensor, float]:
         x = self.augment.train_batch(self.train_x[idx], self.gen)
@@ -237,40 +256,41 @@ class Trainer:
         on_epoch_end: Callable[[Progress, float], None] | None = None,
         on_step: Callable[[Progress], None] | None = None,
     ) -> Progress:
-        """Run until the schedule says the budget is used; callbacks see the progress."""
+        """Run until the schedule says the budget is used; callbacks see the progress.
+
+        ``on_step`` runs after every step; the loss sum it sees, and on CUDA ``seconds``, are
+        those of the last flush (at most SYNC_EVERY steps old). ``on_epoch_end`` sees them
+        exact. A NaN/inf loss raises NonFiniteLossError at the flush that reads it.
+        """
         p = self.progress
         lr = self.schedule.lr(p.step, p.seconds)
         self.model.train()  # once, not per step: a walk over every module inside the timed step
+        self._window = self._next_window()
         while not self.schedule.done(p.step, p.seconds):
             order = self._epoch_order(p.epoch)
             while p.step_in_epoch < self.steps_per_epoch:
                 lo = p.step_in_epoch * self.batch
                 x, y_a, y_b, lam = self._batch(order[lo : lo + self.batch])
-                lr = self.schedule.lr(p.step, p.seconds)
+                lr = self.schedule.lr(p.step, self._seconds_now())
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                self._sync()  # batch preparation is not budget time
-                t0 = time.perf_counter()
+                self.timer.start()
                 loss = self.step(x, y_a, y_b, lam)
-                self._sync()
-                dt = time.perf_counter() - t0
-                value = float(loss)
-                if not math.isfinite(value):
-                    raise NonFiniteLossError(
-                        f"training loss is {value} at step {p.step + 1} (lr {lr:.4g}): "
-                        "the config diverges"
-                    )
+                self.timer.stop()
+                self._pending.append((loss.detach(), lr))
                 p.step += 1
                 p.step_in_epoch += 1
-                p.seconds += dt
-                p.last_step_seconds = dt
                 p.images += int(x.shape[0])
-                p.epoch_loss_sum += value
                 p.epoch_loss_n += 1
+                if len(self._pending) >= self._window:
+                    self.flush()
+                elif self.timer.exact:
+                    self._add_times()  # free on the host clock: the budget is checked per step
                 if on_step is not None:
                     on_step(p)
                 if self.schedule.done(p.step, p.seconds):
                     break
+            self.flush()
             if on_epoch_end is not None:
                 on_epoch_end(p, lr)
             if p.step_in_epoch >= self.steps_per_epoch:
@@ -278,6 +298,54 @@ class Trainer:
                 p.step_in_epoch = 0
                 p.epoch_loss_sum, p.epoch_loss_n = 0.0, 0
         return p
+
+    def flush(self) -> None:
+        """Read what the device computed since the last flush (one wait on CUDA): step times into
+        ``seconds``, losses into the epoch's sum, in step order (the sum is the one a per-step
+        read gives, bit for bit). A NaN/inf loss raises, naming its step and value."""
+        self._add_times()
+        pending, self._pending = self._pending, []
+        self._window = self._next_window()
+        if not pending:
+            return
+        p = self.progress
+        first = p.step - len(pending) + 1
+        values = torch.stack([loss for loss, _ in pending]).tolist()
+        for i, (value, (_, lr)) in enumerate(zip(values, pending, strict=True)):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"training loss is {value} at step {first + i} (lr {lr:.4g}): "
+                    "the config diverges"
+                )
+            p.epoch_loss_sum += value
+
+    def _add_times(self) -> None:
+        times = self.timer.collect()
+        if not times:
+            return
+        p = self.progress
+        for dt in times:  # one by one, as a per-step read adds them
+            p.seconds += dt
+        p.last_step_seconds = times[-1]
+        self._slowest, self._mean = max(times), sum(times) / len(times)
+
+    def _seconds_now(self) -> float:
+        """Step seconds used so far, the unread steps (CUDA) estimated at the last mean: the
+        SGDR-time learning rate is set from it."""
+        unread = 0 if self.timer.exact else len(self._pending)
+        return self.progress.seconds + unread * self._mean
+
+    def _next_window(self) -> int:
+        """Steps until the next flush. The seconds budget is checked at flushes only on CUDA, so
+        there the window's steps, at SAFETY x the slowest step just read, must fit in the budget
+        left; the last steps are read one by one. Nothing read yet (the first step, with
+        compilation and cuDNN autotuning): one step."""
+        if self.timer.exact or self.schedule.unit != "seconds":
+            return SYNC_EVERY
+        if self._slowest <= 0.0:
+            return 1
+        left = self.schedule.budget - self.progress.seconds
+        return max(1, min(SYNC_EVERY, int(left / (SAFETY * self._slowest))))
 
     # ------------------------------------------------------------------ evaluation
 
