@@ -14,10 +14,14 @@ import json
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from controller import log
+
+if TYPE_CHECKING:  # the CLI imports what a command needs only when it runs
+    from controller.sweep.spec import SweepSpec
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CAPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -33,17 +37,25 @@ def _print_spec_errors(exc: Exception) -> None:
         print(f"error: {exc}", file=sys.stderr)
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
+def _load(file: str) -> SweepSpec | None:
+    """The sweep file's spec, or None after printing every error."""
     from controller.sweep.spec import SpecError, load_sweep
 
     try:
-        spec = load_sweep(args.file)
+        return load_sweep(file)
     except SpecError as exc:
         _print_spec_errors(exc)
+        return None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from controller.sweep.estimate import estimate
+
+    spec = _load(args.file)
+    if spec is None:
         return EXIT_BAD_INPUT
     where = f"backend {spec.backend.type}, store {spec.store.url}"
     print(f"{args.file}: ok (sweep {spec.name!r}, {where})")
-    from controller.sweep.estimate import estimate
 
     # the schedule only: validating stays instant (`kubohb estimate` also simulates the sweep)
     e = estimate(spec, run_simulation=False)
@@ -55,12 +67,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_estimate(args: argparse.Namespace) -> int:
     from controller.sweep.estimate import estimate, table
-    from controller.sweep.spec import SpecError, load_sweep
 
-    try:
-        spec = load_sweep(args.file)
-    except SpecError as exc:
-        _print_spec_errors(exc)
+    spec = _load(args.file)
+    if spec is None:
         return EXIT_BAD_INPUT
     e = estimate(spec)
     if args.json:

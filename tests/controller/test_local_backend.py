@@ -11,38 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from controller.backends.base import ExitCode, Launch, TrialState
+from controller.backends.base import ExitCode, Launch
 from controller.backends.local.backend import LocalBackend
+from tests.controller.local_trials import launch as _launch
+from tests.controller.local_trials import sh_backend as _backend
+from tests.controller.local_trials import wait as _wait
 from trainer.store import FileStore
-
-
-def _backend(tmp: Path, script: str, **kw: object) -> LocalBackend:
-    # The backend appends `--trial URL`: they become $1 $2 of the script.
-    return LocalBackend(
-        "sw",
-        tmp / "local",
-        ["sh", "-c", script, "sh"],
-        store_root=FileStore(tmp / "store").root,
-        gpus=kw.pop("gpus", []),  # type: ignore[arg-type]
-        cancel_grace_s=1,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-def _launch(backend: LocalBackend, trial: str, deadline: float | None = None) -> None:
-    backend.launch(
-        Launch(sweep="sw", trial_id=trial, trial_url=f"file:///x/{trial}", deadline_s=deadline)
-    )
-
-
-def _wait(backend: LocalBackend, trial: str, phase: str, timeout: float = 30) -> TrialState:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        state = backend.poll([trial])[trial]
-        if state.phase == phase:
-            return state
-        time.sleep(0.05)
-    raise AssertionError(f"{trial} never reached {phase}: {backend.poll([trial])[trial]}")
 
 
 def test_exit_code_env_and_log_upload(tmp_path: Path) -> None:

@@ -11,10 +11,8 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.backends.base import Launch, TrialState
-from controller.backends.local.backend import LocalBackend
 from controller.backends.local.logs import CappedLog
-from trainer.store import FileStore
+from tests.controller.local_trials import launch, sh_backend, wait
 
 MARKER = re.compile(rb"\n?=== kubohb: (\d+) bytes of output dropped here [^\n]*\n")
 
@@ -48,32 +46,6 @@ def test_the_capped_log_keeps_head_and_tail_and_counts_the_rest(
     assert log.written == len(data)
 
 
-def _backend(tmp: Path, script: str, **kw: object) -> LocalBackend:
-    return LocalBackend(
-        "sw",
-        tmp / "local",
-        ["sh", "-c", script, "sh"],
-        store_root=FileStore(tmp / "store").root,
-        gpus=[],
-        cancel_grace_s=1,
-        **kw,  # type: ignore[arg-type]
-    )
-
-
-def _launch(backend: LocalBackend) -> None:
-    backend.launch(Launch(sweep="sw", trial_id="t", trial_url="file:///x/t"))
-
-
-def _wait(backend: LocalBackend, phase: str, timeout: float = 20) -> TrialState:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        state = backend.poll(["t"])["t"]
-        if state.phase == phase:
-            return state
-        time.sleep(0.05)
-    raise AssertionError(f"the trial never reached {phase}: {backend.poll(['t'])['t']}")
-
-
 def _until(path: Path, text: bytes, timeout: float = 20) -> bytes:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -86,14 +58,14 @@ def _until(path: Path, text: bytes, timeout: float = 20) -> bytes:
 def test_a_flood_of_output_is_capped_everywhere(tmp_path: Path) -> None:
     cap = 256 * 1024
     flood = 80_000_000  # the old wrapper read all of it into memory at the end
-    backend = _backend(
+    backend = sh_backend(
         tmp_path,
         f"echo FIRST-LINE; yes 'filler 0123456789' | head -c {flood}; echo; echo LAST-LINE; "
         "sleep 30",
         log_cap_mb=cap / 2**20,
         log_upload_interval_s=0.2,
     )
-    _launch(backend)
+    launch(backend, "t")
     folder = tmp_path / "local" / "sw" / "t"
     stored = tmp_path / "store" / "sw" / "trials" / "t" / "trainer.log"
     _until(stored, b"LAST-LINE")  # the flood has gone through the wrapper
@@ -101,7 +73,7 @@ def test_a_flood_of_output_is_capped_everywhere(tmp_path: Path) -> None:
     peak_kb = int(re.findall(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{wrapper}/status").read_text())[0])
     assert peak_kb < 60_000, f"the wrapper's memory peaked at {peak_kb} kB"
     backend.cancel("t")
-    _wait(backend, "exited")
+    wait(backend, "t", "exited")
     for log in (stored.read_bytes(), (folder / "trainer.log").read_bytes()):
         assert len(log) <= cap + 512
         assert log.index(b"FIRST-LINE") < 100
@@ -112,20 +84,20 @@ def test_a_flood_of_output_is_capped_everywhere(tmp_path: Path) -> None:
 
 
 def test_the_log_reaches_the_store_while_the_trial_runs(tmp_path: Path) -> None:
-    backend = _backend(tmp_path, "echo early-output; sleep 30", log_upload_interval_s=0.2)
-    _launch(backend)
+    backend = sh_backend(tmp_path, "echo early-output; sleep 30", log_upload_interval_s=0.2)
+    launch(backend, "t")
     _until(tmp_path / "store" / "sw" / "trials" / "t" / "trainer.log", b"early-output")
     assert backend.poll(["t"])["t"].phase == "running"
     backend.cancel("t")
-    _wait(backend, "exited")
+    wait(backend, "t", "exited")
 
 
 def test_a_failing_store_is_logged_and_never_ends_the_trial(tmp_path: Path) -> None:
     (tmp_path / "store" / "sw").mkdir(parents=True)
     (tmp_path / "store" / "sw" / "trials").write_text("a file where the trials' folder belongs")
-    backend = _backend(tmp_path, "echo hello; sleep 1; exit 4", log_upload_interval_s=0.2)
-    _launch(backend)
-    assert _wait(backend, "exited").exit_code == 4
+    backend = sh_backend(tmp_path, "echo hello; sleep 1; exit 4", log_upload_interval_s=0.2)
+    launch(backend, "t")
+    assert wait(backend, "t", "exited").exit_code == 4
     folder = tmp_path / "local" / "sw" / "t"
     events = [json.loads(line) for line in (folder / "wrapper.log").read_text().splitlines()]
     failed = [e for e in events if e["event"] == "trial.log_upload_failed"]

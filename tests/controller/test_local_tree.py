@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from controller.backends.base import ExitCode, Launch, TrialState
+from controller.backends.base import ExitCode
 from controller.backends.local.backend import LocalBackend
 from controller.backends.local.wrap import process_start_time
+from tests.controller.local_trials import launch, wait
 from trainer.store import FileStore
 
 # argv: PIDS MODE ENV [--trial URL]. Starts two sleepers that write their pids to PIDS: one left in
@@ -51,20 +52,6 @@ def _backend(tmp: Path, mode: str, env: str = "keep") -> LocalBackend:
         gpus=[],
         cancel_grace_s=1,
     )
-
-
-def _launch(backend: LocalBackend, deadline: float | None = None) -> None:
-    backend.launch(Launch(sweep="sw", trial_id="t", trial_url="file:///x/t", deadline_s=deadline))
-
-
-def _wait(backend: LocalBackend, phase: str, timeout: float = 20) -> TrialState:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        state = backend.poll(["t"])["t"]
-        if state.phase == phase:
-            return state
-        time.sleep(0.05)
-    raise AssertionError(f"the trial never reached {phase}: {backend.poll(['t'])['t']}")
 
 
 def _sleepers(tmp: Path, timeout: float = 20) -> dict[int, int | None]:
@@ -107,8 +94,8 @@ def _running(procs: dict[int, int | None]) -> list[int]:
 def test_a_normal_exit_leaves_no_process(tmp_path: Path, env: str) -> None:
     # "scrub": the daemon has no KUBOHB_ATTEMPT_TOKEN; only the wrapper as subreaper finds it
     backend = _backend(tmp_path, "exit", env)
-    _launch(backend)
-    assert _wait(backend, "exited").exit_code == 0
+    launch(backend, "t")
+    assert wait(backend, "t", "exited").exit_code == 0
     sleepers = _sleepers(tmp_path)
     assert _running(sleepers) == [], "a sleeper outlived its trial"
     assert _with_marker(tmp_path) == []
@@ -118,34 +105,34 @@ def test_a_normal_exit_leaves_no_process(tmp_path: Path, env: str) -> None:
 
 def test_the_deadline_stops_the_whole_tree(tmp_path: Path) -> None:
     backend = _backend(tmp_path, "sleep")
-    _launch(backend, deadline=2)
+    launch(backend, "t", deadline=2)
     sleepers = _sleepers(tmp_path)
     assert all(start is not None for start in sleepers.values())
-    assert _wait(backend, "exited").exit_code == ExitCode.DEADLINE
+    assert wait(backend, "t", "exited").exit_code == ExitCode.DEADLINE
     assert _running(sleepers) == []
     assert _with_marker(tmp_path) == []
 
 
 def test_a_cancel_stops_the_whole_tree(tmp_path: Path) -> None:
     backend = _backend(tmp_path, "sleep")
-    _launch(backend)
+    launch(backend, "t")
     sleepers = _sleepers(tmp_path)
     assert len(_with_marker(tmp_path)) == 3  # the trainer and its two sleepers run
     backend.cancel("t")
-    assert _wait(backend, "exited").exit_code == ExitCode.CANCELLED
+    assert wait(backend, "t", "exited").exit_code == ExitCode.CANCELLED
     assert _running(sleepers) == []
     assert _with_marker(tmp_path) == []
 
 
 def test_a_relaunch_kills_what_a_sigkilled_wrapper_left(tmp_path: Path) -> None:
     backend = _backend(tmp_path, "sleep")
-    _launch(backend)
+    launch(backend, "t")
     folder = tmp_path / "local" / "sw" / "t"
     sleepers = _sleepers(tmp_path)
     trainer = json.loads((folder / "trainer.json").read_text())["pid"]
     stale = {**sleepers, trainer: process_start_time(trainer)}
     os.kill(json.loads((folder / "proc.json").read_text())["pid"], signal.SIGKILL)
-    assert _wait(backend, "lost").reason == "trial process gone without an exit code"
+    assert wait(backend, "t", "lost").reason == "trial process gone without an exit code"
     # the daemon's parent was the wrapper: it is init's now, found only by its token
     assert sorted(_running(stale)) == sorted(stale), "the lost attempt's processes should still run"
     relaunched = LocalBackend(  # e.g. a restarted controller, with a trainer that just exits
@@ -156,6 +143,6 @@ def test_a_relaunch_kills_what_a_sigkilled_wrapper_left(tmp_path: Path) -> None:
         gpus=[],
         cancel_grace_s=1,
     )
-    _launch(relaunched)
+    launch(relaunched, "t")
     assert _running(stale) == [], "the lost attempt's processes survived the relaunch"
-    assert _wait(relaunched, "exited").exit_code == 0
+    assert wait(relaunched, "t", "exited").exit_code == 0

@@ -137,23 +137,26 @@ def check_key(key: str, url: str) -> str:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all (temp file, fsync, rename)."""
-    _atomic(path, lambda f: f.write(data))
+    atomic_fill(path, lambda f: f.write(data))
 
 
 def atomic_copy(src: Path, path: Path) -> None:
     """Copy the file ``src`` to ``path`` whole or not at all, without reading it into memory."""
     with src.open("rb") as source:
-        _atomic(path, lambda f: shutil.copyfileobj(source, f, 1 << 20))
+        atomic_fill(path, lambda f: shutil.copyfileobj(source, f, 1 << 20))
 
 
-def _atomic(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+def atomic_fill(path: Path, fill: Callable[[BinaryIO], object], *, durable: bool = True) -> None:
+    """Replace ``path`` with what ``fill`` writes, whole or not at all (a temporary file renamed
+    over it); ``durable``: fsync it first (a crash right after cannot leave it empty)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             fill(f)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

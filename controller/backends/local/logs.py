@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import deque
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from controller.log import event
+from trainer.store.base import atomic_fill
 
 HEAD_BYTES = 64 * 1024
 _CHUNK = 1 << 16
@@ -121,18 +121,7 @@ def seed(log: CappedLog, path: Path) -> None:
 
 def save(log: CappedLog, path: Path, *, durable: bool = False) -> None:
     """Replace ``path`` with the log, whole (a temporary file renamed over it)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in log.chunks():
-                out.write(chunk)
-            if durable:
-                out.flush()
-                os.fsync(out.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_fill(path, lambda out: out.writelines(log.chunks()), durable=durable)
 
 
 def pump(fd: int, log: CappedLog) -> threading.Thread:
