@@ -132,6 +132,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {exc}; run the same command again to resume", file=sys.stderr)
         return EXIT_ERROR
     summary = summarize(outcome.state)
+    goal = spec.stop.goal
+    if goal is not None:
+        summary["goal"] = {"loss_below": goal.loss_below, "met": outcome.reason == "goal"}
     if args.json:
         print(json.dumps({**summary, "exit_code": outcome.exit_code}, indent=1, default=str))
     else:
@@ -142,6 +145,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"sweep {spec.name} ended: {outcome.reason}")
         if best:
             console.print(f"incumbent: {json.dumps(best, default=str)}")
+        if goal is not None and outcome.reason != "goal":
+            console.print(
+                f"goal not met: no loss below {goal.loss_below:g} on the largest budget "
+                f"({spec.budget.max:g} {spec.budget.unit})"
+            )
     return outcome.exit_code
 
 
@@ -190,8 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubohb",
         description="BOHB architecture + hyperparameter sweeps, locally or on Kubernetes.",
-        epilog="exit codes: 0 finished, 1 other error, 2 bad input, 3 stopped by a cap, "
-        "130 interrupted",
+        epilog="exit codes: 0 finished (or stop.goal met), 1 other error, 2 bad input, "
+        "3 stopped by a cap, 4 stop.goal not met, 130 interrupted",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run or resume a sweep")

@@ -17,6 +17,7 @@ from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import SpecError, SweepSpec, parse_sweep
 from controller.sweep.state import (
     EXIT_BY_REASON,
+    EXIT_GOAL_NOT_MET,
     FILE_SPEC,
     SweepState,
     utcnow,
@@ -221,4 +222,7 @@ def run_sweep(
         reason = scheduler.run()
     finally:
         backend.close()
-    return Outcome(reason, EXIT_BY_REASON[reason], state)
+    code = EXIT_BY_REASON[reason]
+    if spec.stop.goal is not None and reason not in ("goal", "interrupted"):
+        code = EXIT_GOAL_NOT_MET  # ended, by whatever stop, without the objective it gates on
+    return Outcome(reason, code, state)

@@ -37,7 +37,7 @@ from controller.sweep.launcher import Launcher, this_attempt
 from controller.sweep.outcomes import Outcomes
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import EXIT_BY_REASON, StopReason, SweepState, SweepStatus, TrialRecord
-from controller.sweep.trials import jsonable, running_cost
+from controller.sweep.trials import goal_met, jsonable, running_cost
 from trainer.store import Store
 
 # The loop cancels a running attempt this long after its deadline: the trainer stops at its budget
@@ -263,6 +263,8 @@ class Scheduler:
         return [running_cost(t, now) for t in self._open_in("LAUNCHED", "RUNNING")]
 
     def _check_limits(self, now: datetime, running: list[cost.Running]) -> StopReason | None:
+        if goal_met(self.spec, self.state):
+            return "goal"
         if self.deadline is not None and now >= self.deadline:
             return "deadline"
         return cost.cap_hit(self.caps, self.state.gpu_seconds, running)

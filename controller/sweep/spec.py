@@ -148,6 +148,14 @@ def parse_duration(value: float | str) -> float:
     return float(match[1]) * _UNIT_S[match[2]]
 
 
+class GoalSpec(_Spec):
+    """The objective a pipeline gates on: met once a trial on the largest budget reports a loss
+    below ``loss_below`` (lower budgets are too noisy to count). The sweep then stops (exit 0);
+    a sweep that ends without meeting it exits 4."""
+
+    loss_below: float = Field(gt=0, le=1)
+
+
 class StopSpec(_Spec):
     """When the sweep ends besides BOHB running out of work. Unset = no limit."""
 
@@ -158,6 +166,7 @@ class StopSpec(_Spec):
     gpu_hour_price: float = Field(0.0, ge=0)  # money per device-hour, for max_cost and reports
     # Wall-clock limit from the sweep's first start: seconds, "12h", or an ISO time.
     deadline: float | str | datetime | None = None
+    goal: GoalSpec | None = None
     # Near a max_gpu_hours / max_cost cap, open no bracket the cap cannot pay for and finish the
     # open ones (promotions only), so the sweep ends with a max-budget incumbent (docs/bohb.md).
     wind_down: bool = True

@@ -29,6 +29,7 @@ StopReason = Literal[
     "max_gpu_hours",
     "max_cost",
     "deadline",
+    "goal",
     "interrupted",
 ]
 # Exit code of `kubohb run` per stop reason: 0 = the search ran out of work, 3 = a cap stopped it,
@@ -40,8 +41,11 @@ EXIT_BY_REASON: dict[str, int] = {
     "max_gpu_hours": 3,
     "max_cost": 3,
     "deadline": 3,
+    "goal": 0,
     "interrupted": 130,
 }
+# A sweep with `stop.goal` that ended without meeting it (any other stop reason but interrupted).
+EXIT_GOAL_NOT_MET = 4
 
 
 def utcnow() -> datetime:

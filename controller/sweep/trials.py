@@ -77,6 +77,14 @@ def better(current: dict[str, Any] | None, t: TrialRecord) -> dict[str, Any] | N
     }
 
 
+def goal_met(spec: SweepSpec, state: SweepState) -> bool:
+    """``stop.goal`` is met: the incumbent is on the largest budget with a loss below it."""
+    goal, best = spec.stop.goal, state.incumbent
+    if goal is None or best is None or best["budget"] < spec.budget.max:
+        return False
+    return bool(best["loss"] < goal.loss_below)
+
+
 def running_cost(t: TrialRecord, now: datetime) -> cost.Running:
     """An open attempt as the cost logic sees it (the scheduler's caps and `kubohb status`): its
     running time so far, never the time it waited queued or pending."""
