@@ -77,7 +77,9 @@ clean:
 tools:
 	@helm/fetch-helm.sh
 
-# Both image targets with docker (when a daemon answers) or buildah.
+# Both image targets with docker (when a daemon answers) or buildah, tagged
+# kubohb-<target>:<pyproject.toml's version>, which is the chart's appVersion (one version:
+# tests/deploy/test_versions.py). Pulls the Dockerfile's digest-pinned base from Docker Hub.
 IMAGE_TAG ?= $(shell $(PYTHON) -c "import tomllib;print(tomllib.load(open('pyproject.toml','rb'))['project']['version'])")
 images:
 	@if docker info >/dev/null 2>&1; then b="docker build"; \
@@ -85,7 +87,11 @@ images:
 	else echo "images: neither a docker daemon nor buildah found" >&2; exit 1; fi; \
 	for t in controller trainer; do $$b --target $$t -t kubohb-$$t:$(IMAGE_TAG) . || exit 1; done
 
-# The controller image built for real without a registry (debootstrap base, buildah, kubohb --help
-# inside), as tests/deploy/test_image.py. 8-13 minutes on 2 cores: kept out of `make test`.
+# Both images built for real without a registry, then run as a trial pod runs them (uid 10001,
+# read-only root, /tmp a tmpfs): kubohb --help; python -m trainer --describe; one real CPU trial
+# on Fashion-MNIST against moto on 127.0.0.1, built from the Kubernetes backend's Job body
+# (tests/deploy/test_image.py, tests/deploy/image_check.sh; docs/kubernetes.md, section 8).
+# Needs root, buildah and debootstrap; PyPI and the Debian mirror on a cold cache (.tools/image-check).
+# Minutes, not seconds (measured: docs/kubernetes.md): kept out of `make test`. -s shows the sizes.
 image-check: install
-	KUBOHB_IMAGE_CHECK=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests/deploy/test_image.py
+	KUBOHB_IMAGE_CHECK=1 $(BIN)/python -m pytest -p no:cacheprovider -q -s tests/deploy/test_image.py
