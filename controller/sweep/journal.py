@@ -77,6 +77,7 @@ class SweepScalars(BaseModel):
     gpu_seconds: float = 0.0
     cost: float = 0.0
     gpu_hour_price: float = 0.0
+    rung_prices: list[float] = []
     incumbent: dict[str, Any] | None = None
 
     @classmethod

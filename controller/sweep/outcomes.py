@@ -37,6 +37,7 @@ class Outcomes:
 
     def __init__(self, spec: SweepSpec, state: SweepState, bohb: Optimizer) -> None:
         self.spec, self.state, self.bohb = spec, state, bohb
+        self.prices = spec.rung_prices()
         self.changed = False
 
     def end_attempt(
@@ -58,7 +59,7 @@ class Outcomes:
         t.queued_s += max(0.0, (end - t.launched_at).total_seconds() - ran)
         t.run_s, t.started_at, t.ended_at = ran, None, now
         self.state.gpu_seconds += charged
-        self.state.cost = cost.money(self.state.gpu_seconds, self.spec.stop.gpu_hour_price)
+        self.state.cost += cost.money(charged, self.prices[t.rung])  # at its rung's class price
         self.changed = True
 
     def finish(

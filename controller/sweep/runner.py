@@ -140,7 +140,11 @@ def load_or_create(
         # The stop section may change on resume: the snapshot holds the old values.
         bohb.max_iterations = spec.stop.max_iterations
         state.gpu_hour_price = spec.stop.gpu_hour_price
-        state.cost = cost.money(state.gpu_seconds, state.gpu_hour_price)
+        state.rung_prices = spec.rung_prices()
+        # money at today's prices: each trial's device-seconds at its rung's class price
+        state.cost = sum(
+            cost.money(t.gpu_seconds, state.rung_prices[t.rung]) for t in state.trials.values()
+        )
         done = sum(t.done for t in state.trials.values())
         log.event(
             "sweep.resumed",
@@ -161,6 +165,7 @@ def load_or_create(
         bohb=bohb.state_dict(),
         budgets=list(bohb.budgets),
         gpu_hour_price=spec.stop.gpu_hour_price,
+        rung_prices=spec.rung_prices(),
     )
     journal = Journal.start(store, state)
     state.bohb = {}  # the optimiser is the truth from here on (Journal.compact)

@@ -68,6 +68,7 @@ class Scheduler:
         self.clock = clock or backend.clock() or WallClock()
         self.cancel_on_interrupt = cancel_on_interrupt
         self.caps = cost.Caps(spec.stop.max_gpu_hours, spec.stop.max_cost, spec.stop.gpu_hour_price)
+        self.prices = spec.rung_prices()  # money per device-hour by rung (cost.classes)
         self.deadline = spec.stop.deadline_at(state.started_at)
         capacity = backend.capacity()
         self.parallelism = min(spec.parallelism, capacity or spec.parallelism)
@@ -75,6 +76,7 @@ class Scheduler:
         # A cap stopped BOHB opening brackets (recomputed after a restart: it depends on the
         # state alone, and the first tick decides it before any ask)
         self.brackets_capped = False
+        self.capped_by: StopReason | None = None  # the cap that capped brackets or wound down
         # Trials not finished yet, in table order: each poll scans these, never the finished ones.
         self.open = {k: t for k, t in state.trials.items() if not t.done}
         self._closing: list[TrialRecord] = []  # finished since the last save: written once more
@@ -246,28 +248,33 @@ class Scheduler:
         times = [timing.next_check(t, DEADLINE_SLACK_S, limit) for t in running]
         if self.deadline is not None:
             times.append(self.deadline)
-        cap = self.caps.limit_s()
-        if cap is not None:
+        if self.caps.any():
             now = self.clock.now()
-            costs = [running_cost(t, now) for t in running]
-            rate = sum(
-                cost.devices(c.gpus) for c, t in zip(costs, running, strict=True) if t.started_at
+            costs = [running_cost(t, now, self.prices[t.rung]) for t in running]
+            spend = cost.accounted_spend(
+                self.caps, self.state.gpu_seconds, costs, spent_money=self.state.cost
             )
-            left = cap - cost.accounted(self.state.gpu_seconds, costs)
-            if rate > 0:
-                times.append(now + timedelta(seconds=max(0.0, left / rate)))
+            left = self.caps.left(spend)
+            ticking = [c for c, t in zip(costs, running, strict=True) if t.started_at]
+            rate_s = sum(cost.devices(c.gpus) for c in ticking)  # device-seconds per second
+            rate_money = sum(cost.money(cost.devices(c.gpus), self.caps.price(c)) for c in ticking)
+            for room, rate in ((left.device_s, rate_s), (left.money, rate_money)):
+                if rate > 0 and room != float("inf"):
+                    times.append(now + timedelta(seconds=max(0.0, room / rate)))
         return min((x for x in times if x is not None), default=None)
 
     # -- limits -----------------------------------------------------------------------------
     def _running_costs(self, now: datetime) -> list[cost.Running]:
-        return [running_cost(t, now) for t in self._open_in("LAUNCHED", "RUNNING")]
+        return [
+            running_cost(t, now, self.prices[t.rung]) for t in self._open_in("LAUNCHED", "RUNNING")
+        ]
 
     def _check_limits(self, now: datetime, running: list[cost.Running]) -> StopReason | None:
         if goal_met(self.spec, self.state):
             return "goal"
         if self.deadline is not None and now >= self.deadline:
             return "deadline"
-        return cost.cap_hit(self.caps, self.state.gpu_seconds, running)
+        return cost.cap_hit(self.caps, self.state.gpu_seconds, running, spent_money=self.state.cost)
 
     def _stop(self, reason: StopReason) -> None:
         """The sweep ends: running attempts are cancelled, not failed (BOHB is not told), so a
@@ -325,69 +332,76 @@ class Scheduler:
     def _wind_down_if_due(self, running: list[cost.Running]) -> None:
         """Near a cap, stop spending on starts the cap cannot finish (``stop.wind_down``).
 
-        What is left of the cap is compared with the nominal cost (training seconds x devices)
-        of the trials the open brackets will still hand out, and of the next bracket. Less than
-        both: no further bracket opens (BOHB's iteration limit is set to the brackets open now).
-        Less than the open brackets' alone: BOHB also starts no new config in them beyond what
-        is left pays for (``wind_down``) and spends the rest promoting their best to the largest
-        budget. So a capped sweep still ends with a max-budget incumbent where the cap allows
-        one, instead of many brackets cut off at their lower rungs. The first bracket always
-        opens; a cap below it shrinks it once it is open."""
-        limit = self.caps.limit_s()
+        What is left of each cap is compared with the nominal cost (training seconds x devices,
+        and that at each rung's price) of the trials the open brackets will still hand out, and
+        of the next bracket. Short of both: no further bracket opens (BOHB's iteration limit is
+        set to the brackets open now). Short of the open brackets' alone: BOHB also starts no
+        new config in them beyond what is left pays for (``wind_down``) and spends the rest
+        promoting their best to the largest budget. So a capped sweep still ends with a
+        max-budget incumbent where the cap allows one, instead of many brackets cut off at their
+        lower rungs. The first bracket always opens; a cap below it shrinks it once it is open."""
         nxt = self.bohb.next_bracket()
-        if limit is None or not self.spec.stop.wind_down or self.bohb.wound_down:
+        if not self.caps.any() or not self.spec.stop.wind_down or self.bohb.wound_down:
             return
         if nxt.iteration == 0:
             return
-        left_s = limit - self._spoken_for_s(running)
-        open_s = self._nominal_s(self.bohb.outstanding())
+        left = self.caps.left(self._spoken_for(running))
+        open_ = self._nominal(self.bohb.outstanding())
         limit_it = self.spec.stop.max_iterations
         if not self.brackets_capped and (limit_it is None or nxt.iteration < limit_it):
-            next_s = self._nominal_s(dict(zip(nxt.budgets, nxt.num_configs, strict=True)))
-            if left_s < open_s + next_s:
-                self.brackets_capped = True
+            next_ = self._nominal(dict(zip(nxt.budgets, nxt.num_configs, strict=True)))
+            short = (open_ + next_).short_of(left)
+            if short is not None:
+                self.brackets_capped, self.capped_by = True, short
                 self.bohb.max_iterations = nxt.iteration  # no bracket after the open ones
                 log.event(
                     "sweep.brackets_capped",
-                    cap=self.caps.binding(),
                     brackets=nxt.iteration,
-                    left_gpu_hours=round(left_s / 3600, 3),
-                    needed_gpu_hours=round((open_s + next_s) / 3600, 3),
+                    left_gpu_hours=round(left.device_s / 3600, 3),
+                    left_cost=round(left.money, 3),
+                    needed_gpu_hours=round((open_ + next_).device_s / 3600, 3),
+                    needed_cost=round((open_ + next_).money, 3),
                 )
-        if left_s < open_s:
-            self.bohb.wind_down(lambda trials: self._nominal_s(trials) <= left_s)
+        short = open_.short_of(left)
+        if short is not None:
+            self.capped_by = short
+            self.bohb.wind_down(lambda trials: self._nominal(trials).fits_in(left))
             self.dirty = True
             log.event(
                 "sweep.wind_down",
-                cap=self.caps.binding(),
-                left_gpu_hours=round(left_s / 3600, 3),
-                needed_gpu_hours=round(open_s / 3600, 3),
+                left_gpu_hours=round(left.device_s / 3600, 3),
+                left_cost=round(left.money, 3),
+                needed_gpu_hours=round(open_.device_s / 3600, 3),
+                needed_cost=round(open_.money, 3),
             )
 
-    def _spoken_for_s(self, running: list[cost.Running]) -> float:
-        """Device-seconds of a cap already spoken for: spent, what running attempts will still
+    def _spoken_for(self, running: list[cost.Running]) -> cost.Spend:
+        """What of the caps is already spoken for: spent, what running attempts will still
         train (nominally), and what the last launch at the largest budget reserves beyond its
         nominal cost (a launch must fit its whole reservation)."""
-        spec, devices = self.spec, cost.devices(self.spec.trainer.resources.gpus)
+        spec, caps, devices = self.spec, self.caps, cost.devices(self.spec.trainer.resources.gpus)
         allowance = spec.trials.startup_allowance_s
-        to_go = sum(
-            max(0.0, cost.reservation(r.reserve_s, r.deadline_s) - allowance - r.elapsed_s)
-            * cost.devices(r.gpus)
-            for r in running
-        )
+        total = cost.accounted_spend(caps, self.state.gpu_seconds, running, self.state.cost)
+        for r in running:
+            left_s = cost.reservation(r.reserve_s, r.deadline_s) - allowance - r.elapsed_s
+            to_go = max(0.0, left_s) * cost.devices(r.gpus)
+            total += cost.Spend(to_go, cost.money(to_go, caps.price(r)))
         top = spec.budget.max
-        slack = max(0.0, spec.reserve_s(top) * devices - self._nominal_s({top: 1}))
-        return cost.accounted(self.state.gpu_seconds, running) + to_go + slack
+        top_price = self.prices[-1]
+        slack = max(0.0, spec.reserve_s(top) * devices - self._nominal({top: 1}).device_s)
+        return total + cost.Spend(slack, cost.money(slack, top_price))
 
-    def _nominal_s(self, trials: dict[float, int]) -> float:
-        """Training device-seconds of ``trials`` (budget -> count), as `kubohb estimate` counts."""
-        spec = self.spec
-        per_unit = 1.0 if spec.budget.unit == "seconds" else spec.trials.seconds_per_epoch
-        devices = cost.devices(spec.trainer.resources.gpus)
-        return sum(n * budget * per_unit * devices for budget, n in trials.items())
+    def _nominal(self, trials: dict[float, int]) -> cost.Spend:
+        """Training device-seconds of ``trials`` (budget -> count) and their money at each
+        rung's price, as `kubohb estimate` counts them."""
+        spec, devices = self.spec, cost.devices(self.spec.trainer.resources.gpus)
+        total = cost.Spend()
+        for budget, n in trials.items():
+            device_s = n * spec.train_seconds(budget) * devices
+            total += cost.Spend(device_s, cost.money(device_s, self.prices[spec.rung_of(budget)]))
+        return total
 
     def _fill(self, now: datetime, running: list[cost.Running]) -> StopReason | None:
-        self._wind_down_if_due(running)
         active = len(running)
         # scanned once per tick
         waiting = self._open_in("LOST") + self._open_in("CANCELLED") + self._open_in("PENDING")
@@ -396,9 +410,11 @@ class Scheduler:
         # the ones behind them; BOHB is asked for more only while fewer than `parallelism`
         # trials wait like that (a bounded look-ahead, never an unbounded pile of asks).
         pending = {t.trial_id for t in waiting if t.state == "PENDING"}
-        blocked = False
+        blocked: StopReason | None = None  # the cap a waiting trial does not fit under
         per_tick = self.launcher.per_tick or self.parallelism
         while active + len(batch) < self.parallelism and len(batch) < per_tick:
+            # before every ask: a bracket opened a moment ago is cut to the cap before it fills
+            self._wind_down_if_due(running)
             t = self._next_candidate(now, waiting, may_ask=len(pending) < self.parallelism)
             if t is None:
                 break
@@ -406,15 +422,19 @@ class Scheduler:
             if t.state == "LOST" and self.outcomes.fail_if_out_of_attempts(t, t.error, now):
                 continue
             reserve = cost.reservation(t.reserve_s, t.deadline_s)
-            if not cost.can_launch(self.caps, self.state.gpu_seconds, running, reserve, t.gpus):
-                blocked = True  # it stays PENDING / LOST until running trials free the budget
+            price = self.prices[t.rung]
+            cap = cost.blocking(
+                self.caps, self.state.gpu_seconds, running, reserve, t.gpus, self.state.cost, price
+            )
+            if cap is not None:
+                blocked = cap  # it stays PENDING / LOST until running trials free the budget
                 if t.state == "PENDING":
                     pending.add(t.trial_id)
                 continue
             pending.discard(t.trial_id)
             t.state, t.attempts, t.launched_at, t.ended_at = "LAUNCHED", t.attempts + 1, now, None
             t.started_at, t.run_s = None, 0.0
-            running.append(cost.Running(0.0, t.deadline_s, t.gpus, t.reserve_s))
+            running.append(cost.Running(0.0, t.deadline_s, t.gpus, t.reserve_s, price))
             batch.append(t)
         if batch:
             self._save()  # recorded before anything is launched: see the module docstring
@@ -422,12 +442,12 @@ class Scheduler:
         if active + len(batch) > 0:
             return None
         if blocked:
-            return self.caps.binding()
+            return blocked
         if self._open_in("LOST", "CANCELLED", "PENDING"):
             return None
         if self.bohb.finished:
-            if self.bohb.wound_down or self.brackets_capped:  # a cap ended the search early
-                return self.caps.binding()
+            if self.capped_by is not None or self.bohb.wound_down:  # a cap ended it early
+                return self.capped_by or self.caps.binding()  # (binding: wound down, restarted)
             return "max_iterations" if self.spec.stop.max_iterations else "finished"
         if (
             self.spec.stop.max_trials is not None

@@ -187,12 +187,6 @@ class StopSpec(_Spec):
             raise ValueError("must be > 0")
         return v
 
-    @model_validator(mode="after")
-    def _price(self) -> StopSpec:
-        if self.max_cost is not None and self.gpu_hour_price <= 0:
-            raise ValueError("max_cost needs gpu_hour_price > 0 (the price of one device-hour)")
-        return self
-
     def deadline_at(self, started_at: datetime) -> datetime | None:
         if self.deadline is None:
             return None
@@ -238,6 +232,42 @@ class TrialPolicy(_Spec):
     # ones (the incumbent's among them); the others, and every failed trial's, are deleted.
     # None: keep every checkpoint.
     keep_checkpoints: int | None = Field(3, ge=1)
+
+
+class PriceClass(_Spec):
+    """One kind of device the sweep pays for: what an hour of it costs, whether it is spot
+    capacity, how long an epoch takes on it, and the rungs (budget indices) that run on it."""
+
+    price: float = Field(ge=0, le=1e6)  # money per device-hour
+    spot: bool = False
+    # epoch time on this class, for deadlines, reservations and estimates of an epochs budget;
+    # None = trials.seconds_per_epoch
+    seconds_per_epoch: float | None = Field(None, gt=0, le=MAX_SECONDS)
+    rungs: list[int] = Field(min_length=1)
+
+
+class CostSpec(_Spec):
+    """Prices per device class, bound to rungs (docs/sweep-spec.md, "Prices per device class").
+    A rung no class names costs `stop.gpu_hour_price` and its epochs take
+    `trials.seconds_per_epoch`."""
+
+    classes: dict[str, PriceClass] = {}
+
+    @field_validator("classes")
+    @classmethod
+    def _rungs_once(cls, v: dict[str, PriceClass]) -> dict[str, PriceClass]:
+        seen: dict[int, str] = {}
+        for name, c in v.items():
+            for rung in c.rungs:
+                if rung < 0:
+                    raise ValueError(f"{name}.rungs: {rung} is not a rung index (0, 1, ...)")
+                if rung in seen:
+                    raise ValueError(f"rung {rung} is in both {seen[rung]} and {name}")
+                seen[rung] = name
+        return v
+
+
+DEFAULT_CLASS = "default"  # the class of rungs that no price class names
 
 
 class CredentialsRef(_Spec):
@@ -326,27 +356,69 @@ class SweepSpec(_Spec):
     trials: TrialPolicy = TrialPolicy()
     store: StoreSpec = StoreSpec()
     backend: BackendSpec = BackendSpec()
+    cost: CostSpec = CostSpec()
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
         return check_name(v, "name")
 
+    @model_validator(mode="after")
+    def _priced(self) -> SweepSpec:
+        n = len(self.budgets())
+        for name, c in self.cost.classes.items():
+            bad = [r for r in c.rungs if r >= n]
+            if bad:
+                raise ValueError(
+                    f"cost.classes.{name}.rungs: {bad} out of range: the budget has {n} rungs "
+                    f"(0..{n - 1})"
+                )
+        if self.stop.max_cost is not None and not any(p > 0 for p in self.rung_prices()):
+            raise ValueError(
+                "stop.max_cost needs a price: stop.gpu_hour_price > 0 (the price of one "
+                "device-hour) or cost.classes with prices"
+            )
+        return self
+
+    def budgets(self) -> list[float]:
+        return Schedule(self.budget.min, self.budget.max, self.budget.eta).budgets
+
+    def rung_of(self, budget: float) -> int:
+        """The rung index of one of the schedule's budgets (the nearest: they are floats)."""
+        budgets = self.budgets()
+        return min(range(len(budgets)), key=lambda i: abs(budgets[i] - budget))
+
+    def price_class(self, rung: int) -> tuple[str, float, float]:
+        """(class name, money per device-hour, seconds per epoch) of a rung."""
+        for name, c in self.cost.classes.items():
+            if rung in c.rungs:
+                return name, c.price, c.seconds_per_epoch or self.trials.seconds_per_epoch
+        return DEFAULT_CLASS, self.stop.gpu_hour_price, self.trials.seconds_per_epoch
+
+    def rung_prices(self) -> list[float]:
+        """Money per device-hour of each rung, in rung order."""
+        return [self.price_class(r)[1] for r in range(len(self.budgets()))]
+
+    def train_seconds(self, budget: float) -> float:
+        """Nominal training seconds of one trial at ``budget``, on its rung's device class."""
+        if self.budget.unit == "seconds":
+            return budget
+        return budget * self.price_class(self.rung_of(budget))[2]
+
     def deadline_s(self, budget: float) -> float:
         """Worst-case running seconds of one trial attempt, enforced by the backend and the loop."""
         policy = self.trials
         if policy.timeout_s is not None:
             return policy.timeout_s
-        seconds = budget if self.budget.unit == "seconds" else budget * policy.seconds_per_epoch
+        seconds = self.train_seconds(budget)
         return math.ceil(seconds * policy.timeout_factor + policy.startup_allowance_s)
 
     def reserve_s(self, budget: float) -> float:
         """Expected running seconds of one attempt — the budget (one epoch counting
         seconds_per_epoch) plus the startup allowance, at most the deadline: what a cost cap
         reserves for it at launch (``cost.py``)."""
-        policy = self.trials
-        seconds = budget if self.budget.unit == "seconds" else budget * policy.seconds_per_epoch
-        return min(seconds + policy.startup_allowance_s, self.deadline_s(budget))
+        seconds = self.train_seconds(budget)
+        return min(seconds + self.trials.startup_allowance_s, self.deadline_s(budget))
 
 
 def check_feasible(spec: SweepSpec) -> list[str]:
@@ -360,16 +432,23 @@ def check_feasible(spec: SweepSpec) -> list[str]:
             "stop: set at least one of max_iterations, max_trials, max_gpu_hours, max_cost or "
             "deadline (BOHB alone never ends)"
         )
-    from controller.sweep.cost import Caps, worst_case
+    from controller.sweep.cost import Caps, Spend, money, worst_case
 
     smallest = worst_case(spec.reserve_s(spec.budget.min), spec.trainer.resources.gpus)
-    caps = Caps(stop.max_gpu_hours, stop.max_cost, stop.gpu_hour_price)
-    limit = caps.limit_s()
-    if limit is not None and smallest > limit:
+    one = Spend(smallest, money(smallest, spec.price_class(0)[1]))
+    caps = Caps(stop.max_gpu_hours, stop.max_cost)
+    over = caps.over(one)
+    if over is not None:
+        room = caps.left(Spend())
+        allows = (
+            f"{room.device_s / 3600:.4g} device-hours"
+            if over == "max_gpu_hours"
+            else f"{room.money:.4g} at {one.money / max(smallest, 1e-9) * 3600:.4g} a device-hour"
+        )
         errors.append(
-            f"stop.{caps.binding()}: even one trial at the smallest budget may use "
+            f"stop.{over}: even one trial at the smallest budget may use "
             f"{smallest / 3600:.4g} device-hours (its budget and startup allowance x devices), "
-            f"more than the cap allows ({limit / 3600:.4g}); raise the cap or lower the budget "
+            f"more than the cap allows ({allows}); raise the cap or lower the budget "
             "or trials.startup_allowance_s"
         )
     return errors

@@ -113,8 +113,9 @@ class SweepState(BaseModel):
     bohb: dict[str, Any]  # BOHB.state_dict() in a snapshot; {} in a running controller's memory
     trials: dict[str, TrialRecord] = {}  # in the order BOHB handed them out
     gpu_seconds: float = 0.0  # device-seconds of finished attempts (running ones are added live)
-    cost: float = 0.0  # money of gpu_seconds at the sweep's gpu_hour_price
+    cost: float = 0.0  # money of gpu_seconds, each trial's at its rung's price (cost.classes)
     gpu_hour_price: float = 0.0
+    rung_prices: list[float] = Field(default_factory=list)  # money per device-hour by rung
     budgets: list[float] = Field(default_factory=list)
     incumbent: dict[str, Any] | None = None
 

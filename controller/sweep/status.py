@@ -26,8 +26,13 @@ def summarize(state: SweepState, now: datetime | None = None) -> dict[str, Any]:
     simulated sweep's clock is virtual)."""
     now = now or (utcnow() if state.status == "running" else state.updated_at)
     active = state.in_phase("LAUNCHED", "RUNNING")
-    running = [running_cost(t, now) for t in active]
-    device_s = cost.accounted(state.gpu_seconds, running)
+    prices = state.rung_prices
+    running = [
+        running_cost(t, now, prices[t.rung] if t.rung < len(prices) else None) for t in active
+    ]
+    caps = cost.Caps(gpu_hour_price=state.gpu_hour_price)  # only prices unpriced attempts
+    spend = cost.accounted_spend(caps, state.gpu_seconds, running, spent_money=state.cost)
+    device_s = spend.device_s
     brackets: dict[int, dict[float, Counter[str]]] = {}
     for t in state.trials.values():
         brackets.setdefault(t.iteration, {}).setdefault(t.budget, Counter())[t.state] += 1
@@ -70,7 +75,7 @@ def summarize(state: SweepState, now: datetime | None = None) -> dict[str, Any]:
         / 3600.0,
         "incumbent": incumbent(state),
         "gpu_hours": device_s / 3600.0,
-        "cost": cost.money(device_s, state.gpu_hour_price),
+        "cost": spend.money,
     }
 
 

@@ -85,10 +85,11 @@ def goal_met(spec: SweepSpec, state: SweepState) -> bool:
     return bool(best["loss"] < goal.loss_below)
 
 
-def running_cost(t: TrialRecord, now: datetime) -> cost.Running:
+def running_cost(t: TrialRecord, now: datetime, price: float | None = None) -> cost.Running:
     """An open attempt as the cost logic sees it (the scheduler's caps and `kubohb status`): its
-    running time so far, never the time it waited queued or pending."""
-    return cost.Running(timing.running_s(t, now), t.deadline_s, t.gpus, t.reserve_s)
+    running time so far, never the time it waited queued or pending, and its device-hour
+    ``price`` (None: the sweep's one price)."""
+    return cost.Running(timing.running_s(t, now), t.deadline_s, t.gpus, t.reserve_s, price)
 
 
 def jsonable(value: Any) -> Any:

@@ -21,9 +21,28 @@ def test_cpu_trials_count_as_one_device() -> None:
 
 def test_tightest_cap_binds() -> None:
     caps = cost.Caps(max_gpu_hours=2, max_cost=3, gpu_hour_price=2)  # 1.5 h of money
-    assert caps.limit_s() == 1.5 * 3600 and caps.binding() == "max_cost"
+    assert caps.binding() == "max_cost"
+    assert caps.short(cost.Spend(1.5 * 3600, 3.0)) == "max_cost"  # the money runs out first
+    assert caps.short(cost.Spend(2 * 3600, 0.0)) == "max_gpu_hours"
+    assert caps.short(cost.Spend(1.5 * 3600 - 1, 2.999)) is None
+    assert caps.left(cost.Spend(3600, 1.0)) == cost.Spend(3600, 2.0)
     assert cost.Caps(max_gpu_hours=1, max_cost=3, gpu_hour_price=2).binding() == "max_gpu_hours"
-    assert cost.Caps().limit_s() is None and cost.Caps().binding() is None
+    assert cost.Caps().binding() is None and not cost.Caps().any()
+
+
+def test_attempts_count_for_the_money_cap_at_their_own_price() -> None:
+    """Two device classes: an hour on a 4-per-hour class costs what four on a 1-per-hour one
+    does; the device-hours cap counts both alike."""
+    caps = cost.Caps(max_gpu_hours=10, max_cost=6)  # no default price: every attempt has one
+    cheap = cost.Running(3600, 7200, 1, price=1.0)
+    dear = cost.Running(3600, 7200, 1, price=4.0)
+    assert cost.accounted_spend(caps, 0, [cheap, dear], spent_money=0) == cost.Spend(7200, 5.0)
+    assert cost.cap_hit(caps, 0, [cheap, dear], spent_money=0) is None
+    assert cost.cap_hit(caps, 0, [cheap, dear], spent_money=1.0) == "max_cost"
+    # holding a dear attempt's reservation leaves no room for another hour of it
+    held_one = [cost.Running(0, 3600, 1, price=4.0)]
+    assert cost.can_launch(caps, 0, held_one, 3600, 1, spent_money=0, price=1.0)
+    assert not cost.can_launch(caps, 0, held_one, 3600, 1, spent_money=0, price=4.0)
 
 
 @given(elapsed=seconds, deadline=deadlines, n=gpus)

@@ -23,11 +23,17 @@ def _simulated(spec: dict[str, Any]) -> Any:
     """The same sweep run as a user would on the simulator (`backend.type: simulated`, one slot
     per trial, epochs at seconds_per_epoch): the sweep's outcome."""
     sim = copy.deepcopy(spec)
+    default_spe = spec["trials"]["seconds_per_epoch"]
+    per_rung = [default_spe] * 4  # budgets 3.7 .. 100 epochs at eta 3
+    for c in spec.get("cost", {}).get("classes", {}).values():
+        for rung in c["rungs"]:
+            per_rung[rung] = c.get("seconds_per_epoch", default_spe)
     sim["backend"] = {
         "type": "simulated",
         "simulated": {
             "gpus": spec["parallelism"] * spec["trainer"]["resources"]["gpus"],
-            "seconds_per_epoch": spec["trials"]["seconds_per_epoch"],
+            "seconds_per_epoch": default_spe,
+            "rung_seconds_per_epoch": per_rung,
         },
     }
     text = yaml.safe_dump(sim)
@@ -42,6 +48,17 @@ def test_the_full_example_is_priced_as_the_simulated_run_spends() -> None:
     assert e.trials == len(ran.trials) == 130  # the issue's count, worked out by hand
     assert e.gpu_hours_nominal == pytest.approx(ran.gpu_seconds / 3600, rel=0.10)
     assert e.cost_nominal == pytest.approx(ran.cost, rel=0.10)
+    # per device class (rung 0 on L4 spot, the rest at the default price), from the run's trials
+    classes = FULL["cost"]["classes"]
+    assert set(e.by_class) == {*classes, "default"}
+    for name, c in e.by_class.items():
+        rungs = classes[name]["rungs"] if name in classes else [1, 2, 3]
+        price = classes[name]["price"] if name in classes else FULL["stop"]["gpu_hour_price"]
+        ran_s = sum(t.gpu_seconds for t in ran.trials.values() if t.rung in rungs)
+        assert c.rungs == rungs and c.price == price
+        assert c.gpu_hours_nominal == pytest.approx(ran_s / 3600, rel=0.10)
+        assert c.cost_nominal == pytest.approx(ran_s / 3600 * price, rel=0.10)
+    assert sum(c.cost_nominal for c in e.by_class.values()) == pytest.approx(e.cost_nominal)
     assert e.gpu_hours_nominal < e.gpu_hours_worst < 2.5 * e.gpu_hours_nominal
     assert e.cap == "max_gpu_hours" and e.cap_gpu_hours == 200
     # per rung: every trial of the run is in the schedule at its budget
@@ -81,7 +98,7 @@ def test_a_cap_that_parallel_brackets_exhaust_is_found_by_the_simulation() -> No
     """Above the first bracket's cost, but 16 GPUs run several brackets at once: only the
     simulation sees that no result on the largest budget comes before the cap."""
     spec = copy.deepcopy(FULL)
-    spec["stop"] = {"max_gpu_hours": 15, "wind_down": False}  # with it, it would get one
+    spec["stop"] = {"max_gpu_hours": 25, "wind_down": False}  # with it, it would get one
     e = estimate(parse_sweep(yaml.safe_dump(spec)))
     assert e.simulated is not None and e.simulated.first_max_budget_result_s is None
     assert e.warnings == [

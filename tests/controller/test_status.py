@@ -55,6 +55,7 @@ def _state() -> SweepState:
         bohb={},
         trials={t.trial_id: t for t in trials},
         gpu_seconds=360.0,
+        cost=360 / 3600 * 2,  # the finished attempts' money, kept by the loop
         gpu_hour_price=2.0,
         budgets=[1, 3, 9],
     )

@@ -54,7 +54,27 @@ def test_impossible_budgets(tmp_path: Path) -> None:
     lines = errors_of(synthetic_sweep(tmp_path, stop={"max_iterations": None}))
     assert lines[0].startswith("stop: set at least one of")
     lines = errors_of(synthetic_sweep(tmp_path, stop={"max_cost": 5}))
-    assert lines == ["stop: max_cost needs gpu_hour_price > 0 (the price of one device-hour)"]
+    assert lines == [
+        "stop.max_cost needs a price: stop.gpu_hour_price > 0 (the price of one device-hour) "
+        "or cost.classes with prices"
+    ]
+
+
+def test_price_classes_are_checked_against_the_rungs(tmp_path: Path) -> None:
+    two = {"a": {"price": 1, "rungs": [0]}, "b": {"price": 2, "rungs": [0, 1]}}
+    assert errors_of(synthetic_sweep(tmp_path, cost={"classes": two})) == [
+        "cost.classes: rung 0 is in both a and b"
+    ]
+    past = {"a": {"price": 1, "rungs": [0, 7]}}  # budgets 1, 3, 9: rungs 0..2
+    assert errors_of(synthetic_sweep(tmp_path, cost={"classes": past})) == [
+        "cost.classes.a.rungs: [7] out of range: the budget has 3 rungs (0..2)"
+    ]
+    # a money cap priced by the classes alone is fine
+    priced = {"a": {"price": 1.5, "rungs": [0, 1, 2]}}
+    spec = parse_sweep(
+        yaml.safe_dump(synthetic_sweep(tmp_path, stop={"max_cost": 5}, cost={"classes": priced}))
+    )
+    assert spec.rung_prices() == [1.5, 1.5, 1.5] and spec.price_class(2)[0] == "a"
 
 
 def test_inline_credentials_are_rejected(tmp_path: Path) -> None:

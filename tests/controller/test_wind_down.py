@@ -29,7 +29,11 @@ def _capped(fraction: float, wind_down: bool, promotion: str = "sync") -> Outcom
         "wind_down": wind_down,
     }
     spec["bohb"]["promotion"] = promotion
-    spec["backend"] = {"type": "simulated", "simulated": {"gpus": 16, "seconds_per_epoch": 120}}
+    spe = [FULL["cost"]["classes"]["l4-spot"]["seconds_per_epoch"], 120, 120, 120]
+    spec["backend"] = {
+        "type": "simulated",
+        "simulated": {"gpus": 16, "seconds_per_epoch": 120, "rung_seconds_per_epoch": spe},
+    }
     text = yaml.safe_dump(spec)
     return run_sweep(parse_sweep(text), text, store=MemoryStore("capped"))
 

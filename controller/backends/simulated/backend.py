@@ -204,7 +204,10 @@ class SimulatedBackend(Backend):
             return
         att.spec = spec
         opts = self.options
-        total = spec.budget * (opts.seconds_per_epoch if spec.budget_unit == "epochs" else 1.0)
+        per_epoch = opts.seconds_per_epoch
+        if opts.rung_seconds_per_epoch and launch.rung < len(opts.rung_seconds_per_epoch):
+            per_epoch = opts.rung_seconds_per_epoch[launch.rung]  # the rung's device class
+        total = spec.budget * (per_epoch if spec.budget_unit == "epochs" else 1.0)
         progress = min(self._progress.get(tid, 0.0), total)
         rec.train_total_s, rec.resumed_from_s = total, progress
         if opts.crash_probability and att.rng.random() < opts.crash_probability:

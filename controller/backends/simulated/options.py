@@ -33,6 +33,9 @@ class SimulatedOptions(BaseModel):
     # Training seconds per epoch, for epoch budgets (training seconds = budget × this). A seconds
     # budget trains `budget` seconds.
     seconds_per_epoch: float = Field(60.0, gt=0, allow_inf_nan=False)
+    # Per rung (budget index), when rungs run on device classes of different speeds
+    # (`cost.classes`, `kubohb estimate`); a rung past the list uses seconds_per_epoch.
+    rung_seconds_per_epoch: list[float] | None = None
     # Preemptions per running slot-hour (a Poisson process while running; a 4-GPU trial is hit
     # four times as often). A preempted attempt keeps its progress up to its last checkpoint,
     # goes back to the queue and needs a new admission and pod start, as a Kubernetes Job whose
