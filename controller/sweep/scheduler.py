@@ -38,6 +38,7 @@ from controller.sweep.outcomes import Outcomes
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import EXIT_BY_REASON, StopReason, SweepState, SweepStatus, TrialRecord
 from controller.sweep.trials import goal_met, jsonable, running_cost
+from controller.sweep.winddown import WindDown
 from trainer.store import Store
 
 # The loop cancels a running attempt this long after its deadline: the trainer stops at its budget
@@ -75,13 +76,12 @@ class Scheduler:
         self.dirty = False
         # A cap stopped BOHB opening brackets (recomputed after a restart: it depends on the
         # state alone, and the first tick decides it before any ask)
-        self.brackets_capped = False
-        self.capped_by: StopReason | None = None  # the cap that capped brackets or wound down
         # Trials not finished yet, in table order: each poll scans these, never the finished ones.
         self.open = {k: t for k, t in state.trials.items() if not t.done}
         self._closing: list[TrialRecord] = []  # finished since the last save: written once more
         self.inbox = Inbox(store, state.sweep)
         self.checkpoints = Checkpoints(store, state, spec.trials.keep_checkpoints)
+        self.wind_down = WindDown(spec, state, bohb, self.caps)
         self.outcomes = Outcomes(spec, state, bohb)
         # The journal knows what the store holds; a resumed sweep runs again (its caps may have
         # been raised) and is written as stopped again only if that changed, so re-running a
@@ -329,78 +329,6 @@ class Scheduler:
         self.dirty = True
         return t
 
-    def _wind_down_if_due(self, running: list[cost.Running]) -> None:
-        """Near a cap, stop spending on starts the cap cannot finish (``stop.wind_down``).
-
-        What is left of each cap is compared with the nominal cost (training seconds x devices,
-        and that at each rung's price) of the trials the open brackets will still hand out, and
-        of the next bracket. Short of both: no further bracket opens (BOHB's iteration limit is
-        set to the brackets open now). Short of the open brackets' alone: BOHB also starts no
-        new config in them beyond what is left pays for (``wind_down``) and spends the rest
-        promoting their best to the largest budget. So a capped sweep still ends with a
-        max-budget incumbent where the cap allows one, instead of many brackets cut off at their
-        lower rungs. The first bracket always opens; a cap below it shrinks it once it is open."""
-        nxt = self.bohb.next_bracket()
-        if not self.caps.any() or not self.spec.stop.wind_down or self.bohb.wound_down:
-            return
-        if nxt.iteration == 0:
-            return
-        left = self.caps.left(self._spoken_for(running))
-        open_ = self._nominal(self.bohb.outstanding())
-        limit_it = self.spec.stop.max_iterations
-        if not self.brackets_capped and (limit_it is None or nxt.iteration < limit_it):
-            next_ = self._nominal(dict(zip(nxt.budgets, nxt.num_configs, strict=True)))
-            short = (open_ + next_).short_of(left)
-            if short is not None:
-                self.brackets_capped, self.capped_by = True, short
-                self.bohb.max_iterations = nxt.iteration  # no bracket after the open ones
-                log.event(
-                    "sweep.brackets_capped",
-                    brackets=nxt.iteration,
-                    left_gpu_hours=round(left.device_s / 3600, 3),
-                    left_cost=round(left.money, 3),
-                    needed_gpu_hours=round((open_ + next_).device_s / 3600, 3),
-                    needed_cost=round((open_ + next_).money, 3),
-                )
-        short = open_.short_of(left)
-        if short is not None:
-            self.capped_by = short
-            self.bohb.wind_down(lambda trials: self._nominal(trials).fits_in(left))
-            self.dirty = True
-            log.event(
-                "sweep.wind_down",
-                left_gpu_hours=round(left.device_s / 3600, 3),
-                left_cost=round(left.money, 3),
-                needed_gpu_hours=round(open_.device_s / 3600, 3),
-                needed_cost=round(open_.money, 3),
-            )
-
-    def _spoken_for(self, running: list[cost.Running]) -> cost.Spend:
-        """What of the caps is already spoken for: spent, what running attempts will still
-        train (nominally), and what the last launch at the largest budget reserves beyond its
-        nominal cost (a launch must fit its whole reservation)."""
-        spec, caps, devices = self.spec, self.caps, cost.devices(self.spec.trainer.resources.gpus)
-        allowance = spec.trials.startup_allowance_s
-        total = cost.accounted_spend(caps, self.state.gpu_seconds, running, self.state.cost)
-        for r in running:
-            left_s = cost.reservation(r.reserve_s, r.deadline_s) - allowance - r.elapsed_s
-            to_go = max(0.0, left_s) * cost.devices(r.gpus)
-            total += cost.Spend(to_go, cost.money(to_go, caps.price(r)))
-        top = spec.budget.max
-        top_price = self.prices[-1]
-        slack = max(0.0, spec.reserve_s(top) * devices - self._nominal({top: 1}).device_s)
-        return total + cost.Spend(slack, cost.money(slack, top_price))
-
-    def _nominal(self, trials: dict[float, int]) -> cost.Spend:
-        """Training device-seconds of ``trials`` (budget -> count) and their money at each
-        rung's price, as `kubohb estimate` counts them."""
-        spec, devices = self.spec, cost.devices(self.spec.trainer.resources.gpus)
-        total = cost.Spend()
-        for budget, n in trials.items():
-            device_s = n * spec.train_seconds(budget) * devices
-            total += cost.Spend(device_s, cost.money(device_s, self.prices[spec.rung_of(budget)]))
-        return total
-
     def _fill(self, now: datetime, running: list[cost.Running]) -> StopReason | None:
         active = len(running)
         # scanned once per tick
@@ -414,7 +342,8 @@ class Scheduler:
         per_tick = self.launcher.per_tick or self.parallelism
         while active + len(batch) < self.parallelism and len(batch) < per_tick:
             # before every ask: a bracket opened a moment ago is cut to the cap before it fills
-            self._wind_down_if_due(running)
+            if self.wind_down.check(running):
+                self.dirty = True
             t = self._next_candidate(now, waiting, may_ask=len(pending) < self.parallelism)
             if t is None:
                 break
@@ -446,8 +375,8 @@ class Scheduler:
         if self._open_in("LOST", "CANCELLED", "PENDING"):
             return None
         if self.bohb.finished:
-            if self.capped_by is not None or self.bohb.wound_down:  # a cap ended it early
-                return self.capped_by or self.caps.binding()  # (binding: wound down, restarted)
+            if self.wind_down.capped_by is not None or self.bohb.wound_down:  # a cap ended it
+                return self.wind_down.capped_by or self.caps.binding()  # (binding: restarted)
             return "max_iterations" if self.spec.stop.max_iterations else "finished"
         if (
             self.spec.stop.max_trials is not None
