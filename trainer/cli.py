@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+from types import FrameType
 
 from trainer.contract import ExitCode
 
 OK, BAD, INFRA = int(ExitCode.OK), int(ExitCode.BAD_TRIAL), int(ExitCode.INFRA)
+STOPPED = int(ExitCode.CANCELLED)
 EPILOG = f"""\
 The trial URL is the store URL of trial.json, <root>/<sweep>/trials/<trial>/trial.json, with
 root file:///dir or s3://bucket/prefix. KUBOHB_STORE_ENDPOINT and KUBOHB_STORE_REGION give the S3
@@ -24,6 +27,8 @@ exit codes:
   {BAD}   trial.json or its config is invalid (not retriable; the log names the field)
   {INFRA}  store unreachable, data set missing, or CUDA asked for but absent (retriable: no
       result; a restart resumes from the checkpoint)
+  {STOPPED} stopped by SIGTERM/SIGINT (a reclaim, eviction or cancel): checkpointed at the next
+      step boundary once training runs (retriable: the next attempt resumes there)
   1   unexpected error (a bug; traceback on stderr)
 """
 
@@ -60,9 +65,23 @@ def main(argv: list[str] | None = None) -> int:
         return _describe(args.describe, args.dataset)
     if not args.trial:
         parser.error("--trial URL or the KUBOHB_TRIAL environment variable is required")
+    _leave_on_stop()  # until run_trial's own handler is in, after torch's import (seconds)
     from trainer.run import run_trial  # torch is imported only when training
 
     return run_trial(args.trial)
+
+
+def _leave_on_stop() -> None:
+    """SIGTERM / SIGINT exit CANCELLED at once. A pod's PID 1 gets no default action for
+    SIGTERM from the kernel: without a handler a stop during the imports would be dropped and
+    the pod SIGKILLed after its grace period. Nothing is written yet, so leaving is safe."""
+
+    def leave(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(int(ExitCode.CANCELLED))
+
+    for s in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(s) is not signal.SIG_IGN:  # a background job's SIGINT stays ignored
+            signal.signal(s, leave)
 
 
 def _describe(config_json: str, dataset: str) -> int:

@@ -20,7 +20,7 @@ _NAME_RE = re.compile(NAME_PATTERN)
 
 
 class ExitCode(IntEnum):
-    """A trial attempt's exit codes: the trainer's own (0, 2, 75), read by the Kubernetes
+    """A trial attempt's exit codes: the trainer's own (0, 2, 75, 143), read by the Kubernetes
     backend's podFailurePolicy and the local backend, and those the backends report for an
     attempt they ended or could not start (as timeout(1), a shell and SIGTERM do)."""
 
@@ -30,7 +30,9 @@ class ExitCode(IntEnum):
     INFRA = 75  # EX_TEMPFAIL: store unreachable, data missing... retry (resumes from checkpoint)
     DEADLINE = 124  # the backend stopped the attempt at its deadline
     CANNOT_START = 127  # the trainer command was not found or is not executable
-    CANCELLED = 143  # 128 + SIGTERM: the backend cancelled the attempt
+    # 128 + SIGTERM: the backend cancelled the attempt, or the trainer stopped on SIGTERM/SIGINT
+    # after checkpointing (a reclaimed pod: retried, resumes from the checkpoint)
+    CANCELLED = 143
 
 
 # Finite numbers only: NaN or inf in a report is a bug that must name its field, not pass through.

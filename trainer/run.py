@@ -3,10 +3,12 @@
 Exit codes (``trainer.contract.ExitCode``): OK (0) when result.json was written, ``ok`` or
 ``failed``, or already existed; BAD_TRIAL (2) when trial.json or its config is invalid; INFRA (75)
 when the store is unreachable, the data set is missing or CUDA is asked for but absent (retriable:
-no result is written, a restart resumes from the checkpoint). A config that cannot train (NaN/inf
-loss, out of memory, more than ``max_params`` parameters, a network that cannot be built) gives a
-``failed`` result and exit 0. Any other exception is a bug: it propagates (exit 1, traceback on
-stderr).
+no result is written, a restart resumes from the checkpoint); CANCELLED (143) when SIGTERM or
+SIGINT stopped it (``StopRequest``: during training after a checkpoint at the step boundary where
+the loop saw the signal, before it at once; retriable, no result). A config that cannot train
+(NaN/inf loss, out of memory, more than ``max_params`` parameters, a network that cannot be built)
+gives a ``failed`` result and exit 0. Any other exception is a bug: it propagates (exit 1,
+traceback on stderr).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 
@@ -36,6 +38,7 @@ from trainer.hparams import TrainConfig, parse_config
 from trainer.model import ModelError, describe
 from trainer.results import has_own_result, publish
 from trainer.schedule import Schedule
+from trainer.stop import Stopped, StopRequest
 from trainer.store import NotFound, Store, StoreError, open_store, open_url
 from trainer.train import (
     Device,
@@ -85,6 +88,16 @@ def _is_oom(exc: BaseException) -> bool:
 
 def run_trial(url: str) -> int:
     log = EventLog()
+    stop = StopRequest()
+    with stop.installed():
+        try:
+            return _run_trial(url, log, stop)
+        except Stopped:
+            log("stopped", exit_code=int(ExitCode.CANCELLED), **stop.describe())
+            return ExitCode.CANCELLED
+
+
+def _run_trial(url: str, log: EventLog, stop: StopRequest) -> int:
     try:
         # without an endpoint or region in hand, the S3 store takes KUBOHB_STORE_ENDPOINT/_REGION
         src, key = open_url(url)
@@ -114,7 +127,7 @@ def run_trial(url: str) -> int:
             val=len(data.val_y),
             test=len(data.test_y),
         )
-        TrialRun(spec, cfg, store, log).run(data)
+        TrialRun(spec, cfg, store, log, stop).run(data)
     except (StoreError, DataMissingError, DeviceUnavailableError) as exc:
         log("infra_error", kind=type(exc).__name__, error=str(exc))
         return ExitCode.INFRA
@@ -124,8 +137,16 @@ def run_trial(url: str) -> int:
 class TrialRun:
     """Training and output writing for one trial whose result does not exist yet."""
 
-    def __init__(self, spec: TrialSpec, cfg: TrainConfig, store: Store, log: EventLog) -> None:
+    def __init__(
+        self,
+        spec: TrialSpec,
+        cfg: TrainConfig,
+        store: Store,
+        log: EventLog,
+        stop: StopRequest | None = None,
+    ) -> None:
         self.spec, self.cfg, self.store, self.log = spec, cfg, store, log
+        self.stop = stop or StopRequest()
         self.metrics: list[dict[str, Any]] = []
         self._metrics_put = -1  # lines in the last metrics.jsonl written (-1: none yet)
         self.started = datetime.now(UTC)
@@ -149,9 +170,13 @@ class TrialRun:
         return f"{self.spec.prefix}/{name}"
 
     def run(self, data: Splits) -> None:
+        # from here a signal only sets the flag: whatever is written next is written whole
+        self.stop.loading = False
         try:
-            self.trainer = self._build(data)
+            self.trainer = self.stop.trainer = self._build(data)
             self._resume(self.trainer)
+            if self.stop.requested:  # no step since the checkpoint: nothing to save
+                raise Stopped
             self._train(self.trainer)
         except (NonFiniteLossError, ModelError, ConfigCannotTrainError) as exc:
             self._fail(str(exc))
@@ -218,6 +243,9 @@ class TrialRun:
 
         def on_step(p: Progress) -> None:
             nonlocal last_ckpt
+            # at the budget's last step the loop ends the epoch (its metrics line) first
+            if self.stop.requested and not trainer.schedule.done(p.step, p.seconds):
+                self._stop(trainer)
             if p.seconds - last_ckpt >= spec.checkpoint_every_s:
                 self._checkpoint(trainer)
                 last_ckpt = p.seconds
@@ -240,7 +268,10 @@ class TrialRun:
                 self._put_metrics()
                 last_upload = time.monotonic()
 
+        self.log("training_started", step=trainer.progress.step)
         p = trainer.train(on_epoch_end=on_epoch_end, on_step=on_step)
+        if self.stop.requested:  # budget used: the next attempt only evaluates
+            self._stop(trainer)
         last = self.metrics[-1] if self.metrics else None
         if last is not None and last["step"] == p.step and last["val_error"] is not None:
             val_error = float(last["val_error"])
@@ -310,6 +341,17 @@ class TrialRun:
             "checkpoint", step=trainer.progress.step, seconds=round(trainer.progress.seconds, 3)
         )
 
+    def _stop(self, trainer: Trainer) -> NoReturn:
+        """Stop on a signal at this step boundary: checkpoint (a flush first, so it is exact),
+        the log, then exit CANCELLED; the next attempt resumes from this step."""
+        self.log("stop_requested", step=trainer.progress.step, **self.stop.describe())
+        try:
+            self._checkpoint(trainer)
+        except StoreError as exc:  # still a stop: the retry resumes from the last checkpoint
+            self.log("checkpoint_failed", error=str(exc))
+        self._put_log()
+        raise Stopped
+
     def _put_metrics(self) -> None:
         if len(self.metrics) == self._metrics_put:  # lines are only appended: nothing new
             return
@@ -330,6 +372,12 @@ class TrialRun:
         )
         self._put_metrics()
         self.log("result", status=result.status, loss=result.loss, error=result.error)
+        self._put_log()
+        publish(self.store, self.spec, result)
+
+    def _put_log(self) -> None:
+        """Append this attempt's events to trainer.log (best effort: the log is a convenience,
+        a result or a stop must not fail for it)."""
         log_key = self.key(FILE_LOG)
         try:
             try:
@@ -337,6 +385,5 @@ class TrialRun:
             except NotFound:
                 previous = ""
             self.store.put(log_key, (previous + "\n".join(self.log.lines) + "\n").encode())
-        except StoreError as exc:  # the log is a convenience; the result must still be written
+        except StoreError as exc:
             self.log("log_upload_failed", error=str(exc))
-        publish(self.store, self.spec, result)

@@ -67,6 +67,10 @@ class TrialRecord:
     state: TrialPhase = "PENDING"
     attempts: int = 0  # launches so far
     cancels: int = 0  # attempts a sweep stop cancelled: relaunched, not counted as lost
+    # Running periods a poll found back in the queue: a preempted, evicted or reclaimed pod (or
+    # a Kueue eviction) the backend replaced, or a pod its Job retried after a failure (exit 75,
+    # OOM). Each resumed from the trial's checkpoint; none is an attempt.
+    preemptions: int = 0
     gpus: int = 0
     deadline_s: float  # worst-case running seconds of one attempt
     reserve_s: float | None = None  # expected running seconds, what a cap reserves (None: deadline)

@@ -1,4 +1,5 @@
-"""A sweep's status from its state.json alone: brackets, running trials, best so far, spend.
+"""A sweep's status from its state.json alone: brackets, running trials, best so far, spend,
+preemptions.
 
 ``summarize`` is pure (state + clock -> JSON-able dict); ``render`` turns it into rich tables for
 ``kubohb status`` and the live display of ``kubohb run``.
@@ -19,6 +20,7 @@ from controller.sweep.state import SweepState, utcnow
 from controller.sweep.trials import incumbent, running_cost
 
 PHASES = ("PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST", "CANCELLED")
+SHOW_PREEMPTED = 10  # trials in the text's "preempted trials" table (--json has them all)
 
 
 def summarize(state: SweepState, now: datetime | None = None) -> dict[str, Any]:
@@ -36,6 +38,10 @@ def summarize(state: SweepState, now: datetime | None = None) -> dict[str, Any]:
     brackets: dict[int, dict[float, Counter[str]]] = {}
     for t in state.trials.values():
         brackets.setdefault(t.iteration, {}).setdefault(t.budget, Counter())[t.state] += 1
+    preempted = sorted(  # most often first; ties in the order BOHB handed them out
+        (t for t in state.trials.values() if t.preemptions),
+        key=lambda t: -t.preemptions,
+    )
     return {
         "sweep": state.sweep,
         "status": state.status,
@@ -65,8 +71,21 @@ def summarize(state: SweepState, now: datetime | None = None) -> dict[str, Any]:
                 "queued_s": round(timing.waited_s(t, now), 1),
                 "elapsed_s": round(r.elapsed_s, 1),
                 "deadline_s": t.deadline_s,
+                "preemptions": t.preemptions,
             }
             for t, r in zip(active, running, strict=True)
+        ],
+        # running periods sent back to the queue (preempted or reclaimed pods), each resumed
+        # from the trial's checkpoint: in all, and per trial that had any
+        "preemptions": sum(t.preemptions for t in preempted),
+        "preempted": [
+            {
+                "trial_id": t.trial_id,
+                "budget": t.budget,
+                "state": t.state,
+                "preemptions": t.preemptions,
+            }
+            for t in preempted
         ],
         "queued_hours": (
             sum(t.queued_s for t in state.trials.values())
@@ -86,6 +105,7 @@ def render(summary: dict[str, Any]) -> Group:
         f" ({summary['stop_reason']})" if summary["stop_reason"] else "",
         f"   device-hours {summary['gpu_hours']:.4f}   cost {summary['cost']:.2f}",
         f"   queued hours {summary['queued_hours']:.2f}",
+        f"   preemptions {summary['preemptions']}",
     )
     brackets = Table(title="brackets (trials per budget)", title_justify="left", expand=False)
     brackets.add_column("iteration", justify="right")
@@ -97,7 +117,8 @@ def render(summary: dict[str, Any]) -> Group:
             cells = [str(rung.get(p, "")) for p in PHASES]
             brackets.add_row(str(bracket["iteration"]), f"{rung['budget']:g}", *cells)
     running = Table(title="launched trials", title_justify="left")
-    for col in ("trial", "budget", "attempt", "state", "queued s", "running s", "deadline s"):
+    columns = ("trial", "budget", "attempt", "state", "queued s", "running s", "deadline s")
+    for col in (*columns, "preempted"):
         running.add_column(col, justify="right")
     for r in summary["running"][:20]:
         running.add_row(
@@ -108,6 +129,7 @@ def render(summary: dict[str, Any]) -> Group:
             f"{r['queued_s']:.0f}",
             f"{r['elapsed_s']:.0f}",
             f"{r['deadline_s']:g}",
+            str(r["preemptions"] or ""),
         )
     best = summary["incumbent"]
     best_text = (
@@ -118,7 +140,15 @@ def render(summary: dict[str, Any]) -> Group:
         if best
         else Text("best so far: no result yet")
     )
-    return Group(head, brackets, running, best_text)
+    parts: list[Table | Text] = [head, brackets, running]
+    if summary["preempted"]:
+        preempted = Table(title="preempted trials (most often first)", title_justify="left")
+        for col in ("trial", "budget", "state", "preemptions"):
+            preempted.add_column(col, justify="right")
+        for p in summary["preempted"][:SHOW_PREEMPTED]:
+            preempted.add_row(p["trial_id"], f"{p['budget']:g}", p["state"], str(p["preemptions"]))
+        parts.append(preempted)
+    return Group(*parts, best_text)
 
 
 def store_bytes(sizes: dict[str, int]) -> dict[str, int]:

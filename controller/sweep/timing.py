@@ -7,7 +7,7 @@ recorded apart (``queued_s``) and bounded by ``trials.queue_timeout_s``.
 
 ``TrialRecord`` keeps the current attempt's ``started_at`` (the current running period, None
 while not running) and ``run_s`` (seconds of its earlier running periods), updated from each
-poll by ``observe``.
+poll by ``observe``, which also counts the trial's ``preemptions`` (running, then pending again).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def observe(t: TrialRecord, ts: TrialState | None, now: datetime) -> Change | No
     if t.started_at is not None:
         t.run_s = ts.run_s if ts.run_s is not None else t.run_s + _seconds(t.started_at, now)
         t.started_at = None
+        t.preemptions += 1
         return "requeued"
     if ts.run_s is not None:
         t.run_s = ts.run_s

@@ -12,7 +12,9 @@ import pytest
 from rich.console import Console
 
 from controller import log
+from controller.backends.base import TrialState
 from controller.cli import main
+from controller.sweep import timing
 from controller.sweep.progress import LiveProgress
 from controller.sweep.state import SweepState, TrialPhase, TrialRecord
 from controller.sweep.status import render, summarize
@@ -77,8 +79,10 @@ def test_summary_counts_brackets_running_best_and_spend() -> None:
             "queued_s": 0.0,
             "elapsed_s": 150.0,
             "deadline_s": 100,
+            "preemptions": 0,
         }
     ]
+    assert (s["preemptions"], s["preempted"]) == (0, [])
     # the largest budget with a result wins, even with a worse loss than budget 1's best
     assert s["incumbent"]["trial_id"] == "it0-c1-r1"
     # 360 s finished + the running attempt clamped to its 100 s deadline
@@ -99,6 +103,54 @@ def test_a_queued_trial_shows_its_wait_and_costs_nothing() -> None:
     queued.started_at = T0 + timedelta(seconds=100)  # it started running after 100 s
     (row,) = summarize(state, now=T0 + timedelta(seconds=150))["running"]
     assert (row["state"], row["queued_s"], row["elapsed_s"]) == ("running", 100.0, 50.0)
+
+
+def test_requeued_attempts_are_counted_as_preemptions_and_shown() -> None:
+    state = _state()
+    running = state.trials["it1-c0-r1"]
+    now = T0
+    # the backend's view, poll after poll: a pod preempted twice, each time replaced by its Job
+    polls = [("running", None), ("pending", "requeued"), ("running", "started")] * 2
+    for phase, change in polls:
+        now += timedelta(seconds=10)
+        ts = TrialState(trial_id=running.trial_id, phase=phase)
+        assert timing.observe(running, ts, now) == change
+    assert running.preemptions == 2 and running.started_at == now
+    # a pending attempt that never ran is queued, not preempted
+    waiting = state.trials["it0-c2-r0"]
+    waiting.state, waiting.started_at = "RUNNING", None
+    timing.observe(waiting, TrialState(trial_id=waiting.trial_id, phase="pending"), now)
+    assert waiting.preemptions == 0
+    waiting.state = "FAILED"
+    state.trials["it0-c1-r1"].preemptions = 1  # finished, on a later pod
+    s = summarize(state, now=now)
+    assert s["preemptions"] == 3
+    assert s["preempted"] == [
+        {"trial_id": "it1-c0-r1", "budget": 3, "state": "RUNNING", "preemptions": 2},
+        {"trial_id": "it0-c1-r1", "budget": 3, "state": "SUCCEEDED", "preemptions": 1},
+    ]
+    (row,) = s["running"]
+    assert row["preemptions"] == 2
+    assert json.loads(json.dumps(s))["preempted"] == s["preempted"]
+    out = io.StringIO()
+    Console(file=out, width=140).print(render(s))
+    text = out.getvalue()
+    assert "preemptions 3" in text and "preempted trials" in text
+    (line,) = [x for x in text.splitlines() if "it0-c1-r1" in x and "SUCCEEDED" in x]
+    assert line.replace("│", " ").split() == ["it0-c1-r1", "3", "SUCCEEDED", "1"]
+
+
+def test_preemptions_survive_the_state_json_and_default_to_zero_in_older_ones() -> None:
+    state = _state()
+    state.trials["it1-c0-r1"].preemptions = 4
+    again = SweepState.model_validate_json(state.model_dump_json())
+    assert again.trials["it1-c0-r1"].preemptions == 4
+    raw = json.loads(state.model_dump_json())
+    for record in raw["trials"].values():
+        del record["preemptions"]  # a state.json written before the field
+    old = SweepState.model_validate(raw)
+    assert {t.preemptions for t in old.trials.values()} == {0}
+    assert summarize(old)["preemptions"] == 0
 
 
 def test_render_and_live_display() -> None:

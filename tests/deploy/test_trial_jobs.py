@@ -93,6 +93,7 @@ def test_trial_pods_are_restricted_and_use_the_charts_identity(
         assert restricted_violations(pod) == []
         assert pod["serviceAccountName"] == trial_account
         assert pod["automountServiceAccountToken"] is False
+        assert pod["terminationGracePeriodSeconds"] == 120  # the trainer's stop checkpoint
         assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "kubohb-store"}}]
         assert pod["imagePullSecrets"] == [{"name": "registry-example"}]
         assert job["metadata"]["namespace"] == NAMESPACE

@@ -119,7 +119,15 @@ def test_default_job_shape() -> None:
         },
         # status is required by the schemas before 1.35 (optional, defaulted, from 1.35)
         {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        # the trainer stopped on SIGTERM after a checkpoint: a disruption, not a failure
+        {
+            "action": "Ignore",
+            "onPodConditions": [],
+            "onExitCodes": {"containerName": "trainer", "operator": "In", "values": [143]},
+        },
     ]
+    # SIGTERM to SIGKILL: time for the trainer's stop checkpoint and its upload
+    assert pod["terminationGracePeriodSeconds"] == 120
     # the command is an argv list and the trial URL goes by env: no shell anywhere
     assert container["command"] == COMMAND and "args" not in container
     env = {e["name"]: e["value"] for e in container["env"]}
@@ -144,6 +152,22 @@ def test_default_job_shape() -> None:
     assert "activeDeadlineSeconds" not in job(KubernetesOptions())["spec"]
     # no queue limit (trials.queue_timeout_s: null): no backstop, the controller alone decides
     assert "activeDeadlineSeconds" not in job(KubernetesOptions(), deadline_s=100.0)["spec"]
+
+
+@pytest.mark.parametrize("grace", [1, 45, 600])
+def test_the_termination_grace_period_is_the_option(grace: int) -> None:
+    options = KubernetesOptions(termination_grace_s=grace)
+    for rung in (0, 3):
+        pod = job(options.model_copy(update={"rungs": SPOT_GPU.rungs}), rung=rung)
+        assert pod["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == grace
+
+
+@pytest.mark.parametrize("grace", [0, -5, 601, 1.5, "two minutes"])
+def test_a_termination_grace_out_of_bounds_is_refused_naming_the_field(grace: object) -> None:
+    # 0 would SIGKILL at once (no checkpoint); past 600 s a cluster-autoscaler scale-down kills
+    # the pod anyway (its --max-graceful-termination-sec default)
+    with pytest.raises(ValueError, match="termination_grace_s"):
+        KubernetesOptions.model_validate({"termination_grace_s": grace})
 
 
 def test_the_removed_startup_allowance_is_refused_with_what_to_do() -> None:
@@ -202,6 +226,7 @@ def test_job_bodies_pass_kubernetes_validate_strict_cli(tmp_path: Path) -> None:
         job(SPOT_GPU, rung=0, deadline_s=7200.0),
         job(SPOT_GPU, rung=3),
         job(KubernetesOptions(scratch_size_limit=None, ttl_seconds_after_finished=None)),
+        job(KubernetesOptions(termination_grace_s=600)),
     ]
     path = tmp_path / "jobs.yaml"
     path.write_text(yaml.safe_dump_all(bodies))

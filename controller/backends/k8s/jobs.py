@@ -73,26 +73,31 @@ def placement_for(options: KubernetesOptions, rung: int) -> TrialPlacement:
 def pod_failure_policy() -> dict[str, Any]:
     """Fail fast on a bad config; retry disruptions (preemption, eviction) without counting them.
 
-    Every other non-zero exit (ExitCode.INFRA = 75, OOM, crashes) counts against backoffLimit.
+    A disruption is a pod with the DisruptionTarget condition, or a trainer that exited
+    ExitCode.CANCELLED (143 = 128 + SIGTERM): the kubelet sent it SIGTERM because the pod is
+    going away (a spot reclaim or a deletion that sets no condition, too), and it checkpointed
+    first (docs/trainer.md, "Preemption"). Every other non-zero exit (ExitCode.INFRA = 75, OOM,
+    SIGKILL after the grace period, crashes) counts against backoffLimit.
     """
+
+    def on_exit(action: str, code: ExitCode) -> dict[str, Any]:
+        return {
+            "action": action,
+            # required by the schemas before 1.29 even beside onExitCodes; the API server takes
+            # one of the two, and an empty list counts as not given
+            "onPodConditions": [],
+            "onExitCodes": {"containerName": CONTAINER, "operator": "In", "values": [int(code)]},
+        }
+
     return {
         "rules": [
-            {
-                "action": "FailJob",
-                # required by the schemas before 1.29 even beside onExitCodes; the API server
-                # takes one of the two, and an empty list counts as not given
-                "onPodConditions": [],
-                "onExitCodes": {
-                    "containerName": CONTAINER,
-                    "operator": "In",
-                    "values": [int(ExitCode.BAD_TRIAL)],
-                },
-            },
+            on_exit("FailJob", ExitCode.BAD_TRIAL),
             # `status` is optional from 1.35 only: earlier schemas require it.
             {
                 "action": "Ignore",
                 "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
             },
+            on_exit("Ignore", ExitCode.CANCELLED),
         ]
     }
 
@@ -203,6 +208,8 @@ def build_job(
 
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        # SIGTERM to SIGKILL: the trainer's stop checkpoint and its upload fit in it
+        "terminationGracePeriodSeconds": options.termination_grace_s,
         "automountServiceAccountToken": False,  # the trainer never talks to the API server
         "securityContext": pod_security,
         "containers": [container],
