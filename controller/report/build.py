@@ -13,13 +13,18 @@ from typing import Any
 import yaml
 
 from controller.log import event
+from controller.report.budgets import budget_stats, unit_of
+from controller.report.gates import GateResult, baseline_gate, loss_gate
 from controller.report.html import render_page
 from controller.report.incumbent import RankedConfig
+from controller.report.junit import render_junit
 from controller.report.load import SweepData, load_sweep
+from controller.report.markdown import render_markdown
+from controller.report.options import EXIT_GATE_FAILED, EXIT_OK, BadInput, ReportOptions
 from controller.report.plots import all_figures
 from controller.report.summary import Analysis, ReportSummary, analyse, summarise
 from trainer.contract import NAME_PATTERN, TrialSpec, check_name
-from trainer.store import open_store
+from trainer.store import StoreError, open_store
 
 RERUN_DIR = "rerun"
 
@@ -105,53 +110,100 @@ def write_report(a: Analysis, s: ReportSummary, out: Path) -> Path:
     return page
 
 
-def build_report(
-    sweep_url: str,
-    *,
-    out: Path | None,
-    as_json: bool,
-    endpoint_url: str | None,
-    region: str | None,
-    top_k: int,
-    seed: int,
-) -> int:
-    t0 = time.perf_counter()
-    store = open_store(sweep_url, endpoint_url=endpoint_url, region=region)
-    data = load_sweep(store, sweep_url)
+def open_sweep(url: str, opts: ReportOptions, what: str) -> SweepData:
+    """A sweep's rows; BadInput when the URL cannot name a store or holds no readable trial
+    (StoreError, a store failing while it is read, goes up: that is no fault of the input)."""
+    try:
+        store = open_store(url, endpoint_url=opts.endpoint_url, region=opts.region)
+    except (StoreError, ValueError) as exc:  # an unsupported scheme, an s3:// URL without bucket
+        raise BadInput(f"{what} {url}: {exc}") from exc
+    try:
+        data = load_sweep(store, url)
+    except StoreError as exc:
+        raise StoreError(f"{what} {url}: {exc}") from exc
     if not data.trials:
-        print(
-            f"kubohb report: no readable trial under {store.url('trials/')}; SWEEP_URL must be "
+        raise BadInput(
+            f"{what}: no readable trial under {store.url('trials/')}; the URL must be "
             "the sweep's folder (<store root>/<sweep>), not the store root"
-            + (f" ({len(data.notes)} unreadable trial folders)" if data.notes else ""),
-            file=sys.stderr,
+            + (f" ({len(data.notes)} unreadable trial folders)" if data.notes else "")
         )
-        return 1
+    return data
+
+
+def build_report(opts: ReportOptions) -> int:
+    """Every output the options ask for; the exit code (EXIT_GATE_FAILED when a gate failed)."""
+    t0 = time.perf_counter()
+    data = open_sweep(opts.sweep_url, opts, "SWEEP_URL")
+    baseline: SweepData | None = None
+    if opts.baseline is not None:  # before the analysis: a wrong baseline fails in seconds
+        baseline = open_sweep(opts.baseline, opts, "--baseline")
+        mine, theirs = unit_of(data.trials), unit_of(baseline.trials)
+        if mine != theirs:
+            raise BadInput(
+                f"--baseline {opts.baseline}: its budgets are in {theirs}, this sweep's in "
+                f"{mine}; losses at different budget units do not compare"
+            )
     # the rows live until the end: the garbage collector need not walk them again (nor touch
     # their pages in the forked workers); unfrozen after, for callers that build several reports
     gc.freeze()
     try:
-        return _analyse_and_write(data, out=out, as_json=as_json, top_k=top_k, seed=seed, t0=t0)
+        return _analyse_and_write(data, baseline, opts, t0=t0)
     finally:
         gc.unfreeze()
 
 
+def evaluate_gates(
+    s: ReportSummary, baseline: SweepData | None, opts: ReportOptions
+) -> list[GateResult]:
+    gates = []
+    if opts.fail_if_loss_above is not None:
+        gates.append(loss_gate(s.incumbent, s.budget_unit, opts.fail_if_loss_above))
+    if baseline is not None and opts.baseline is not None and opts.fail_if_worse_by is not None:
+        gates.append(
+            baseline_gate(
+                s.per_budget,
+                budget_stats(baseline.trials),
+                baseline_url=opts.baseline,
+                budget_unit=s.budget_unit,
+                max_worse=opts.fail_if_worse_by,
+            )
+        )
+    return gates
+
+
 def _analyse_and_write(
-    data: SweepData, *, out: Path | None, as_json: bool, top_k: int, seed: int, t0: float
+    data: SweepData, baseline: SweepData | None, opts: ReportOptions, *, t0: float
 ) -> int:
-    a = analyse(data, seed=seed)
-    s = summarise(a, top_k=top_k)
-    if as_json:
+    a = analyse(data, seed=opts.seed)
+    s = summarise(a, top_k=opts.top_k)
+    s = s.model_copy(update={"gates": evaluate_gates(s, baseline, opts)})
+    if opts.format == "json":
         print(s.model_dump_json(indent=1))
-        if out is None:
-            return 0
-    target = out if out is not None else Path(f"report-{data.sweep}")
-    page = write_report(a, s, target)
-    event(
-        "report.written",
-        page=str(page),
-        trials=len(data.trials),
-        seconds=round(time.perf_counter() - t0, 2),
-    )
-    if not as_json:
+    target = opts.page_dir(data.sweep)
+    page: Path | None = None
+    if target is not None:
+        page = write_report(a, s, target)
+        event(
+            "report.written",
+            page=str(page),
+            trials=len(data.trials),
+            seconds=round(time.perf_counter() - t0, 2),
+        )
+    if opts.format == "markdown":
+        text = render_markdown(s, str(page) if page is not None else None)
+        if opts.out is None:
+            sys.stdout.write(text)
+        else:
+            _write(opts.out, text.encode())
+    if opts.junit is not None:
+        _write(opts.junit, render_junit(s))
+    if opts.format == "html" and page is not None:
         print(f"report written to {page}")
-    return 0
+    for g in s.gates:  # stderr: stdout may be a document (--json, markdown) that CI parses
+        print(f"kubohb report: {g.line}", file=sys.stderr)
+    return EXIT_OK if all(g.passed for g in s.gates) else EXIT_GATE_FAILED
+
+
+def _write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)

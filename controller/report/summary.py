@@ -8,6 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, SerializerFunctionWrapHandler, field_serializer
 
+from controller.report.budgets import BudgetStats, budget_stats, unit_of
 from controller.report.correlation import BudgetPair, correlation_across_budgets, losses_by_budget
 from controller.report.fanova import (
     BudgetImportance,
@@ -17,6 +18,7 @@ from controller.report.fanova import (
     importance_by_budget,
     space_hints,
 )
+from controller.report.gates import GateResult
 from controller.report.incumbent import (
     IncumbentPoint,
     RankedConfig,
@@ -47,11 +49,10 @@ def analyse(data: SweepData, seed: int = 0) -> Analysis:
     points: dict[float, list[tuple[dict[str, Any], float]]] = {
         b: [(configs[c], loss) for c, loss in sorted(rows.items())] for b, rows in table.items()
     }
-    units = sorted({t.budget_unit for t in trials})
     return Analysis(
         data=data,
         budgets=sorted({t.budget for t in trials}),
-        budget_unit=units[0] if len(units) == 1 else "/".join(units) or "epochs",
+        budget_unit=unit_of(trials),
         correlations=correlation_across_budgets(table),
         importance=importance_by_budget(points, seed=seed, hints=_hints(data.spec_yaml)),
         trajectory=incumbent_trajectory(trials),
@@ -98,6 +99,7 @@ class ReportSummary(BaseModel):
     budgets: list[float]
     trials: TrialCounts
     incumbent: RankedConfig | None  # the top config; printed without its rank (always 1)
+    per_budget: list[BudgetStats]  # trial counts and best loss of each budget (rung)
     correlations: list[BudgetPair]
     importance: list[ImportanceSummary]
     top: list[RankedConfig]
@@ -106,6 +108,7 @@ class ReportSummary(BaseModel):
     cost: float | None
     stop_reason: str | None
     notes: list[str]
+    gates: list[GateResult] = []  # --fail-if-*, in the order given; filled in by build
 
     @field_serializer("incumbent", mode="wrap")
     def _incumbent_without_rank(
@@ -134,6 +137,7 @@ def summarise(a: Analysis, top_k: int = 10) -> ReportSummary:
             skipped=a.data.skipped,
         ),
         incumbent=a.ranked[0] if a.ranked else None,
+        per_budget=budget_stats(trials),
         correlations=a.correlations,
         importance=[
             ImportanceSummary(

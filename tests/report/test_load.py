@@ -151,7 +151,7 @@ def test_cli_seam_and_empty_store(tmp_path: Path, capsys: pytest.CaptureFixture[
         None,
     )
     assert callable(args.func)
-    assert main([str(tmp_path), "--json"]) == 1
+    assert main([str(tmp_path), "--json"]) == 2  # bad input: not a sweep folder
     captured = capsys.readouterr()
     assert "no readable trial" in captured.err and "not the store root" in captured.err
     assert captured.out == ""  # nothing half-printed for CI to parse
