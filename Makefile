@@ -39,7 +39,8 @@ lint: install
 
 # The long fault tests (docs/design.md, "Faults"): a sweep on S3 through a fault proxy with a
 # 30 s outage at start-up and a 60 s one mid-sweep, >= 50 controller SIGKILLs while trials run,
-# and 3,000 malformed sweep files. `make test` runs short versions of the same tests. ~6 minutes.
+# and 3,000 malformed sweep files. `make test` runs short versions of the same tests. 8 minutes on
+# the 2-core machine (other work running).
 chaos: install
 	KUBOHB_CHAOS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests/chaos \
 	  tests/controller/test_sweep_fuzz.py
