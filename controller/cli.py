@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -94,6 +95,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from controller.sweep.runner import BackendSetupError, ResumeConflictError, run_sweep
     from controller.sweep.spec import SpecError, read_sweep
+    from controller.sweep.state import EXIT_GOAL_NOT_MET
     from controller.sweep.status import render, summarize
     from trainer.store import StoreError
 
@@ -135,6 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     goal = spec.stop.goal
     if goal is not None:
         summary["goal"] = {"loss_below": goal.loss_below, "met": outcome.reason == "goal"}
+    if args.termination_log:
+        _write_termination_log(args.termination_log, outcome.reason, outcome.exit_code, summary)
     if args.json:
         print(json.dumps({**summary, "exit_code": outcome.exit_code}, indent=1, default=str))
     else:
@@ -150,7 +154,26 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"goal not met: no loss below {goal.loss_below:g} on the largest budget "
                 f"({spec.budget.max:g} {spec.budget.unit})"
             )
+    if args.stopped_is_success and outcome.exit_code in (EXIT_CAPPED, EXIT_GOAL_NOT_MET):
+        return EXIT_OK  # the sweep ended as its spec says; its reason is in the store and log
     return outcome.exit_code
+
+
+def _write_termination_log(path: str, reason: str, code: int, summary: dict) -> None:
+    """One JSON line a cluster shows for the ended pod (Kubernetes reads /dev/termination-log,
+    at most 4,096 bytes): why the sweep ended, its own exit code and its incumbent."""
+    best = summary.get("incumbent") or {}
+    line = {
+        "stop_reason": reason,
+        "exit_code": code,
+        "incumbent_loss": best.get("loss"),
+        "incumbent_budget": best.get("budget"),
+        "goal_met": (summary.get("goal") or {}).get("met"),
+    }
+    try:
+        Path(path).write_text(json.dumps(line) + "\n")  # a few dozen bytes: within the 4,096
+    except OSError as exc:  # the sweep's outcome stands: the log is a courtesy to the cluster
+        print(f"warning: --termination-log {path}: {exc.strerror or exc}", file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -211,6 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on Ctrl-C, cancel the running trials (they resume from their checkpoints when the "
         "sweep is run again); by default they keep running and the next run adopts them",
+    )
+    run.add_argument(
+        "--stopped-is-success",
+        action="store_true",
+        help="exit 0, not 3 or 4, when a cap stopped the sweep or its goal was not met (a "
+        "cluster then shows the Job Complete; the reason is in the store and --termination-log)",
+    )
+    run.add_argument(
+        "--termination-log",
+        metavar="PATH",
+        help="write why the sweep ended (stop reason, its own exit code, incumbent) as one JSON "
+        "line to PATH, e.g. /dev/termination-log on Kubernetes",
     )
     run.set_defaults(func=cmd_run)
     validate = sub.add_parser("validate", help="check a sweep file; print every error")

@@ -36,3 +36,20 @@ def test_a_goal_not_met_exits_4_saying_so(tmp_path: Path) -> None:
     plain = kubohb("run", str(write_sweep(tmp_path, spec)))  # finished: only reports it
     assert plain.returncode == 4
     assert "goal not met: no loss below 1e-09 on the largest budget (9 seconds)" in plain.stdout
+
+
+def test_a_capped_sweep_can_end_as_a_success_saying_why(tmp_path: Path) -> None:
+    """What the chart's controller Job runs: a cap that stops the sweep exits 0 (the Job ends
+    Complete for `kubectl wait`), and the termination log says what happened."""
+    spec = synthetic_sweep(tmp_path, stop={"max_iterations": 2, "max_trials": 4})
+    log = tmp_path / "termination-log"
+    proc = kubohb(
+        "run", str(write_sweep(tmp_path, spec)), "--stopped-is-success",
+        "--termination-log", str(log),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    said = json.loads(log.read_text())
+    assert said["stop_reason"] == "max_trials" and said["exit_code"] == 3
+    assert said["incumbent_loss"] is not None and said["goal_met"] is None
+    plain = kubohb("run", str(write_sweep(tmp_path, spec)))  # without the flag: the cap's 3
+    assert plain.returncode == 3

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from controller.backends.k8s.names import sweep_selector
-from controller.cli import EXIT_BAD_INPUT, EXIT_CAPPED
+from controller.cli import EXIT_BAD_INPUT, EXIT_CAPPED, build_parser
 from controller.sweep.spec import parse_sweep
+from controller.sweep.state import EXIT_GOAL_NOT_MET
 from tests.deploy.conftest import (
     CHART,
     GPU_SPOT_VALUES,
@@ -234,20 +235,26 @@ def test_controller_job_runs_the_sweep_and_knows_its_pod(render: Render) -> None
     # with status, which the schemas before 1.35 require
     ignore = {"type": "DisruptionTarget", "status": "True"}
     assert {"action": "Ignore", "onPodConditions": [ignore]} in rules
-    # Bad spec (2) and stopped by a cap (3) end the Job instead of resuming into the same end.
+    # Bad spec (2), and stopped by a cap (3) or a goal not met (4) where args leave out
+    # --stopped-is-success, end the Job instead of resuming into the same end.
     assert {
         "action": "FailJob",
         "onPodConditions": [],  # required by the schemas before 1.29
         "onExitCodes": {
             "containerName": "controller",
             "operator": "In",
-            "values": [EXIT_BAD_INPUT, EXIT_CAPPED],
+            "values": [EXIT_BAD_INPUT, EXIT_CAPPED, EXIT_GOAL_NOT_MET],
         },
     } in rules
     container = pod["containers"][0]
     assert [*container["command"], *container["args"]] == [
-        "kubohb", "run", "/etc/kubohb/sweep.yaml", "--no-progress",
+        "kubohb", "run", "/etc/kubohb/sweep.yaml", "--no-progress", "--stopped-is-success",
+        "--termination-log", "/dev/termination-log",
     ]  # fmt: skip
+    # a capped sweep ends the Job Complete, its reason in the pod's termination message
+    parsed = build_parser().parse_args(container["args"])
+    assert parsed.stopped_is_success and parsed.termination_log == "/dev/termination-log"
+    assert container.get("terminationMessagePath", "/dev/termination-log") == "/dev/termination-log"
     env = {e["name"]: e for e in container["env"]}
     assert env["KUBOHB_POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert env["KUBOHB_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
