@@ -102,6 +102,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.setup()
     try:
         spec, text = read_sweep(args.file)  # one read: the text stored as spec.yaml is the spec run
+        if args.smoke:
+            from controller.sweep.smoke import smoke
+
+            spec, text = smoke(spec)
     except SpecError as exc:
         _print_spec_errors(exc)
         return EXIT_BAD_INPUT
@@ -234,6 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on Ctrl-C, cancel the running trials (they resume from their checkpoints when the "
         "sweep is run again); by default they keep running and the next run adopts them",
+    )
+    run.add_argument(
+        "--smoke",
+        action="store_true",
+        help="run the same sweep shrunk to two tiny trials under <name>-smoke: proves the "
+        "trainer image, store, credentials and backend end to end in a minute or two",
     )
     run.add_argument(
         "--stopped-is-success",

@@ -53,3 +53,19 @@ def test_a_capped_sweep_can_end_as_a_success_saying_why(tmp_path: Path) -> None:
     assert said["incumbent_loss"] is not None and said["goal_met"] is None
     plain = kubohb("run", str(write_sweep(tmp_path, spec)))  # without the flag: the cap's 3
     assert plain.returncode == 3
+
+
+def test_a_smoke_run_is_two_tiny_trials_beside_the_sweep(tmp_path: Path) -> None:
+    spec = synthetic_sweep(tmp_path, stop={"max_gpu_hours": 5, "max_iterations": 4})
+    proc = kubohb("run", str(write_sweep(tmp_path, spec)), "--smoke", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["sweep"] == "syn-smoke" and summary["trials"] == {"SUCCEEDED": 2}
+    assert summary["stop_reason"] == "max_iterations"
+    assert not (tmp_path / "store" / "syn").exists()  # the real sweep is untouched
+    stored = (tmp_path / "store" / "syn-smoke" / "spec.yaml").read_text()
+    assert stored.startswith("# kubohb run --smoke of the sweep syn")
+    trial = json.loads(
+        next((tmp_path / "store" / "syn-smoke" / "trials").glob("*/trial.json")).read_text()
+    )
+    assert trial["budget"] == 20 and trial["data"]["subset"] == 256  # the sweep's seconds unit
