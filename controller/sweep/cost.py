@@ -104,9 +104,6 @@ class Spend:
     def __add__(self, other: Spend) -> Spend:
         return Spend(self.device_s + other.device_s, self.money + other.money)
 
-    def __sub__(self, other: Spend) -> Spend:
-        return Spend(self.device_s - other.device_s, self.money - other.money)
-
     def fits_in(self, room: Spend) -> bool:
         return self.short_of(room) is None
 
@@ -146,11 +143,6 @@ def accounted(spent_s: float, running: Iterable[Running]) -> float:
     return spent_s + sum(charge(r.elapsed_s, r.deadline_s, r.gpus) for r in running)
 
 
-def committed(spent_s: float, running: Iterable[Running]) -> float:
-    """Device-seconds spent plus what every launched attempt holds."""
-    return spent_s + sum(held(r) for r in running)
-
-
 def _spent(caps: Caps, spent_s: float, spent_money: float | None) -> Spend:
     # a sweep without price classes: its money is its device-seconds at the one price
     return Spend(
@@ -172,7 +164,8 @@ def accounted_spend(
 def committed_spend(
     caps: Caps, spent_s: float, running: Iterable[Running], spent_money: float | None = None
 ) -> Spend:
-    """``committed`` in both units, each launched attempt at its own price."""
+    """What is spent plus what every launched attempt holds, in both units, each attempt at
+    its own price."""
     total = _spent(caps, spent_s, spent_money)
     for r in running:
         h = held(r)
