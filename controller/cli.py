@@ -22,7 +22,10 @@ from rich.console import Console
 from controller import log
 
 if TYPE_CHECKING:  # the CLI imports what a command needs only when it runs
+    from collections.abc import Callable
+
     from controller.sweep.spec import SweepSpec
+    from controller.sweep.state import SweepState
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CAPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -111,14 +114,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     live = sys.stdout.isatty() and not args.no_progress and not args.json
     cancel = args.cancel_running
+    ticks: list[Callable[[SweepState], None]] = []
+    if args.metrics_port is not None:
+        from controller.sweep.metrics import SweepMetrics
+
+        metrics = SweepMetrics(spec)
+        port = metrics.serve(args.metrics_port, args.metrics_addr)
+        log.event("metrics.serving", addr=args.metrics_addr, port=port)
+        ticks.append(metrics.update)
+
+    def on_tick(state: SweepState) -> None:
+        for tick in ticks:
+            tick(state)
+
     try:
         if live:
             from controller.sweep.progress import LiveProgress
 
             with LiveProgress() as progress:
-                outcome = run_sweep(spec, text, on_tick=progress, cancel_on_interrupt=cancel)
+                ticks.append(progress)
+                outcome = run_sweep(spec, text, on_tick=on_tick, cancel_on_interrupt=cancel)
         else:
-            outcome = run_sweep(spec, text, cancel_on_interrupt=cancel)
+            outcome = run_sweep(spec, text, on_tick=on_tick, cancel_on_interrupt=cancel)
     except KeyboardInterrupt:
         if cancel:
             what = "running trials were cancelled (relaunched from their checkpoints)"
@@ -238,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="on Ctrl-C, cancel the running trials (they resume from their checkpoints when the "
         "sweep is run again); by default they keep running and the next run adopts them",
+    )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics of the sweep on PORT (/metrics; 0: any free port)",
+    )
+    run.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="the address the metrics listen on (default 127.0.0.1; 0.0.0.0 in a pod)",
     )
     run.add_argument(
         "--smoke",
