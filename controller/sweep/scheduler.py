@@ -74,8 +74,6 @@ class Scheduler:
         capacity = backend.capacity()
         self.parallelism = min(spec.parallelism, capacity or spec.parallelism)
         self.dirty = False
-        # A cap stopped BOHB opening brackets (recomputed after a restart: it depends on the
-        # state alone, and the first tick decides it before any ask)
         # Trials not finished yet, in table order: each poll scans these, never the finished ones.
         self.open = {k: t for k, t in state.trials.items() if not t.done}
         self._closing: list[TrialRecord] = []  # finished since the last save: written once more
