@@ -31,7 +31,7 @@ class Checkpoints:
         self.store, self.sweep, self.keep = store, state.sweep, keep
         self.best: dict[float, list[tuple[float, str]]] = {}  # budget -> (loss, id), best first
         for t in state.trials.values():
-            if t.state == "SUCCEEDED" and t.loss is not None:
+            if keep is not None and t.state == "SUCCEEDED" and t.loss is not None:
                 self._rank(t)  # what earlier runs kept or deleted stays as it is
         self.deleted = 0
 

@@ -85,3 +85,7 @@ def test_a_failed_trials_checkpoint_goes_at_once_and_none_is_kept_without_a_limi
         b2.finish(tid, 0.5)
     s2.tick()
     assert _checkpoints(store2) == set(tids) and s2.checkpoints.deleted == 0
+    # resumed with finished trials in the table: still nothing deleted
+    again = _scheduler(keep_all, Scripted(store2), parallelism=2, trials={"keep_checkpoints": None})
+    again.tick()
+    assert _checkpoints(store2) >= set(tids) and again.checkpoints.deleted == 0
