@@ -17,6 +17,7 @@ import json
 import math
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -114,6 +115,7 @@ def _run_trial(url: str, log: EventLog, stop: StopRequest) -> int:
         return ExitCode.BAD_TRIAL
     log.trial = spec.trial_id
     endpoint, region = spec.store_endpoint_url, spec.store_region
+    store: Store | None = None
     try:
         store = open_store(spec.store_root, endpoint_url=endpoint, region=region)
         if has_own_result(store, spec):
@@ -130,8 +132,28 @@ def _run_trial(url: str, log: EventLog, stop: StopRequest) -> int:
         TrialRun(spec, cfg, store, log, stop).run(data)
     except (StoreError, DataMissingError, DeviceUnavailableError) as exc:
         log("infra_error", kind=type(exc).__name__, error=str(exc))
+        if store is not None:  # the pod and its output may be gone before anyone reads them
+            put_log(store, f"{spec.prefix}/{FILE_LOG}", log)
         return ExitCode.INFRA
+    except Exception as exc:  # a bug: exit 1 with the traceback, and keep it in the store too
+        log("crashed", kind=type(exc).__name__, error=str(exc), traceback=traceback.format_exc())
+        if store is not None:
+            put_log(store, f"{spec.prefix}/{FILE_LOG}", log)
+        raise
     return ExitCode.OK
+
+
+def put_log(store: Store, key: str, log: EventLog) -> None:
+    """Append an attempt's events to its trainer.log (best effort: the log is a convenience, a
+    result, a stop or an error exit must not fail for it)."""
+    try:
+        try:
+            previous = store.get(key).decode()
+        except NotFound:
+            previous = ""
+        store.put(key, (previous + "\n".join(log.lines) + "\n").encode())
+    except StoreError as exc:
+        log("log_upload_failed", error=str(exc))
 
 
 class TrialRun:
@@ -376,14 +398,4 @@ class TrialRun:
         publish(self.store, self.spec, result)
 
     def _put_log(self) -> None:
-        """Append this attempt's events to trainer.log (best effort: the log is a convenience,
-        a result or a stop must not fail for it)."""
-        log_key = self.key(FILE_LOG)
-        try:
-            try:
-                previous = self.store.get(log_key).decode()
-            except NotFound:
-                previous = ""
-            self.store.put(log_key, (previous + "\n".join(self.log.lines) + "\n").encode())
-        except StoreError as exc:
-            self.log("log_upload_failed", error=str(exc))
+        put_log(self.store, self.key(FILE_LOG), self.log)

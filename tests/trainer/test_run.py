@@ -229,3 +229,27 @@ def test_trials_on_the_real_on_disk_formats(store: FileStore, tmp_path: Path, da
     assert run_trial(url) == ExitCode.OK
     r = result(store)
     assert r.status == "ok" and r.loss is not None and r.info.steps == 4
+
+
+def test_an_infra_error_or_a_crash_leaves_the_attempts_log_in_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Kubernetes the pod and its output can be gone before anyone looks: the events of an
+    attempt that ends without a result are in the trial's trainer.log too."""
+    store = FileStore(tmp_path / "store")
+    missing = write_trial(
+        store, "t-missing", dataset="fashion_mnist", data={"location": str(tmp_path / "none")}
+    )
+    assert run_trial(missing) == ExitCode.INFRA
+    text = store.get("s1/trials/t-missing/trainer.log").decode()
+    assert '"event": "infra_error"' in text and "DataMissingError" in text
+
+    def broken(*args: object, **kw: object) -> None:
+        raise RuntimeError("a bug in the data loader")
+
+    monkeypatch.setattr("trainer.run.load", broken)
+    crashing = write_trial(store, "t-crash")
+    with pytest.raises(RuntimeError, match="a bug in the data loader"):
+        run_trial(crashing)  # exit 1 with the traceback, as before
+    text = store.get("s1/trials/t-crash/trainer.log").decode()
+    assert '"event": "crashed"' in text and "Traceback (most recent call last)" in text
