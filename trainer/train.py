@@ -72,6 +72,9 @@ class Progress:
     epoch_loss_n: int = 0
     last_step_seconds: float = 0.0
     eval_seconds: float = 0.0  # wall time spent evaluating (not budget)
+    # the learning rate of the last step: what the epoch's metrics line reports, also when an
+    # attempt resumes exactly at an epoch's end (None in checkpoints from before it)
+    last_lr: float | None = None
 
 
 def cgroup_cpus(cpu_max: str | None = None) -> int | None:
@@ -263,7 +266,7 @@ class Trainer:
         exact. A NaN/inf loss raises NonFiniteLossError at the flush that reads it.
         """
         p = self.progress
-        lr = self.schedule.lr(p.step, p.seconds)
+        lr = p.last_lr if p.last_lr is not None else self.schedule.lr(p.step, p.seconds)
         self.model.train()  # once, not per step: a walk over every module inside the timed step
         self._window = self._next_window()
         while not self.schedule.done(p.step, p.seconds):
@@ -278,6 +281,7 @@ class Trainer:
                 loss = self.step(x, y_a, y_b, lam)
                 self.timer.stop()
                 self._pending.append((loss.detach(), lr))
+                p.last_lr = lr
                 p.step += 1
                 p.step_in_epoch += 1
                 p.images += int(x.shape[0])
