@@ -93,6 +93,21 @@ class DataSource(_Strict):
     test_size: Annotated[int, Field(gt=0)] | None = None
 
 
+class ContinueFrom(_Strict):
+    """A promoted trial that continues its config's training at the rung below
+    (``bohb.promotion_resume``): that trial's id and budget. The trainer starts from that trial's
+    final checkpoint and trains only the increment; where the checkpoint is gone or belongs to
+    another spec it trains from scratch (docs/trainer.md, "Promotions that continue")."""
+
+    trial_id: str
+    budget: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+    @field_validator("trial_id")
+    @classmethod
+    def _trial_name(cls, v: str) -> str:
+        return check_name(v, "continue_from.trial_id")
+
+
 class TrialSpec(_Strict):
     sweep: str
     trial_id: str
@@ -115,6 +130,7 @@ class TrialSpec(_Strict):
     # trial (a wrong KUBOHB_TRIAL, a copied folder, a stale trainer of an old sweep of this name)
     # is rejected. Not a secret from trainers that may read every trial.json (docs/trainer.md).
     token: str | None = None
+    continue_from: ContinueFrom | None = None
 
     @field_validator("sweep")
     @classmethod
@@ -125,6 +141,19 @@ class TrialSpec(_Strict):
     @classmethod
     def _trial_name(cls, v: str) -> str:
         return check_name(v, "trial_id")
+
+    @model_validator(mode="after")
+    def _continues_below(self) -> TrialSpec:
+        lower = self.continue_from
+        if lower is not None:
+            if not lower.budget < self.budget:
+                raise ValueError(
+                    f"continue_from.budget: {lower.budget:g} must be below the budget "
+                    f"{self.budget:g} (a promotion continues a lower rung)"
+                )
+            if lower.trial_id == self.trial_id:
+                raise ValueError("continue_from.trial_id: a trial cannot continue itself")
+        return self
 
     @property
     def prefix(self) -> str:
@@ -147,6 +176,11 @@ class TrialInfo(BaseModel):
     device: str | None = None
     images_per_second: NonNegative | None = None
     resumed: Annotated[int, Field(ge=0)] = 0  # how often this trial resumed from a checkpoint
+    # a promotion that continued a lower rung's training: that trial, and the step and training
+    # seconds this trial started from (its steps/train_seconds count the lower rung's too)
+    continued_from: str | None = None
+    start_step: Annotated[int, Field(ge=0)] | None = None
+    start_seconds: NonNegative | None = None
 
 
 class TrialResult(_Strict):

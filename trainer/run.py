@@ -33,6 +33,7 @@ from trainer.contract import (
     TrialInfo,
     TrialResult,
     TrialSpec,
+    trial_prefix,
 )
 from trainer.data import DataMissingError, Splits, load
 from trainer.hparams import TrainConfig, parse_config
@@ -156,6 +157,27 @@ def put_log(store: Store, key: str, log: EventLog) -> None:
         log("log_upload_failed", error=str(exc))
 
 
+def _unusable(
+    state: dict[str, Any] | None, fingerprint: dict[str, Any], budget: float
+) -> str | None:
+    """Why a lower rung's checkpoint cannot be continued (None: it can): it must be that of the
+    same config, data and seed at ``budget``, and final (its training reached that budget)."""
+    if state is None:
+        return "no checkpoint (deleted, or never written)"
+    theirs = dict(state.get("fingerprint") or {})
+    theirs.pop("continue_from", None)  # the lower rung may itself have continued one
+    ours = {**fingerprint, "budget": budget}
+    ours.pop("continue_from", None)
+    if theirs != ours:
+        return "written for another config, data set, seed or budget"
+    trainer = state["trainer"]
+    schedule = Schedule.model_validate(trainer["schedule"])
+    progress = trainer["progress"]
+    if not schedule.done(int(progress["step"]), float(progress["seconds"])):
+        return "not final: that trial's training had not reached its budget"
+    return None
+
+
 class TrialRun:
     """Training and output writing for one trial whose result does not exist yet."""
 
@@ -186,7 +208,10 @@ class TrialRun:
             "seed": spec.seed,
             "subset": spec.data.subset,
             "val_size": spec.data.val_size,
+            "continue_from": spec.continue_from and spec.continue_from.model_dump(),
         }
+        # a promotion that continued a lower rung: {"trial_id", "step", "seconds"} it started from
+        self.continued: dict[str, Any] | None = None
 
     def key(self, name: str) -> str:
         return f"{self.spec.prefix}/{name}"
@@ -237,15 +262,20 @@ class TrialRun:
         return trainer
 
     def _resume(self, trainer: Trainer) -> None:
+        """From this trial's own checkpoint (an earlier attempt's), else, for a promotion that
+        continues a lower rung, from that trial's final checkpoint, else from scratch."""
         key = self.key(FILE_CHECKPOINT)
         state = checkpoint.load(self.store, key)
-        if state is None:
-            return
-        if state.get("fingerprint") != self.fingerprint:
+        if state is not None and state.get("fingerprint") != self.fingerprint:
             self.log("checkpoint_ignored", key=key, reason="written for another trial spec")
+            state = None
+        if state is None:
+            if self.spec.continue_from is not None:
+                self._continue(trainer)
             return
         trainer.load_state_dict(state["trainer"])
         self.metrics = list(state["metrics"])
+        self.continued = state.get("continued")
         self.resumed = int(state["resumed"]) + 1
         self.started = datetime.fromisoformat(state["started_at"])
         self.wall_before = float(state["wall_seconds"])
@@ -255,6 +285,34 @@ class TrialRun:
             step=trainer.progress.step,
             seconds=round(trainer.progress.seconds, 3),
             resumed=self.resumed,
+        )
+
+    def _continue(self, trainer: Trainer) -> None:
+        """Start from the lower rung's final checkpoint; train only the increment
+        (``Schedule.continued``). Without a usable one, train from scratch: the paper's protocol,
+        at the full budget's cost (the controller reserved the increment only)."""
+        lower = self.spec.continue_from
+        assert lower is not None
+        key = f"{trial_prefix(self.spec.sweep, lower.trial_id)}/{FILE_CHECKPOINT}"
+        state = checkpoint.load(self.store, key)
+        why = _unusable(state, self.fingerprint, lower.budget)
+        if why is not None:
+            self.log("continue_unavailable", key=key, reason=why)
+            return
+        assert state is not None
+        trainer.load_state_dict(state["trainer"])
+        p = trainer.progress
+        trainer.schedule = trainer.schedule.continued(
+            self.spec.budget, trainer.steps_per_epoch, p.seconds
+        )
+        p.eval_seconds = 0.0  # evaluation time is this trial's own
+        self.continued = {"trial_id": lower.trial_id, "step": p.step, "seconds": p.seconds}
+        self.log(
+            "continued",
+            key=key,
+            step=p.step,
+            seconds=round(p.seconds, 3),
+            schedule=trainer.schedule.model_dump(),
         )
 
     def _train(self, trainer: Trainer) -> None:
@@ -336,6 +394,12 @@ class TrialRun:
             "budget": self.spec.budget,
             "budget_unit": self.spec.budget_unit,
         }
+        if self.continued is not None:
+            info.update(
+                continued_from=self.continued["trial_id"],
+                start_step=self.continued["step"],
+                start_seconds=self.continued["seconds"],
+            )
         if trainer is not None:
             p = trainer.progress
             info.update(
@@ -353,6 +417,7 @@ class TrialRun:
             "fingerprint": self.fingerprint,
             "trainer": trainer.state_dict(),
             "metrics": self.metrics,
+            "continued": self.continued,
             "resumed": self.resumed,
             "started_at": self.started.isoformat(),
             "wall_seconds": self._wall_seconds(),

@@ -9,6 +9,14 @@ any threshold in [720, 1200) would, and 800 keeps the first period near the auth
 budget of 400 s for budgets between theirs.
 
 Epochs budget: one cosine over the whole budget (no restart), per step.
+
+A promotion that continues the lower rung's training (``bohb.promotion_resume``, ``continued``)
+starts at the lower trial's last step and trains only the increment: an epochs budget follows the
+larger budget's cosine from that step on (the learning rate jumps from ~0 back up to the cosine's
+value there, 0.75 x base_lr for eta 3, then decays as a fresh run of the larger budget would); a
+seconds budget starts a new SGDR cycle set over the seconds left (a warm restart, as SGDR allows;
+for the authors' 400 -> 1200 s it is exactly the 800 s period a fresh 1200 s run has next).
+docs/trainer.md, "Promotions that continue", compares both with a fresh run.
 """
 
 from __future__ import annotations
@@ -56,6 +64,9 @@ class Schedule(BaseModel):
     budget: float  # epochs or seconds
     total_steps: int  # epochs budget: steps to run; seconds budget: 0 (time decides)
     t0: float = 0.0  # seconds budget: first SGDR period
+    # seconds budget continued from a lower rung: the training seconds it started from (the SGDR
+    # clock counts from here); 0 for a trial that starts from scratch
+    start_seconds: float = 0.0
 
     @classmethod
     def create(
@@ -71,10 +82,24 @@ class Schedule(BaseModel):
             total_steps=total_steps(budget, steps_per_epoch),
         )
 
+    def continued(self, budget: float, steps_per_epoch: int, seconds_done: float) -> Schedule:
+        """The schedule of a promotion to ``budget`` that continues this (finished) one, whose
+        training used ``seconds_done`` seconds."""
+        if not budget > self.budget:
+            raise ValueError(f"a continued budget ({budget}) must exceed the lower one's")
+        if self.unit == "seconds":
+            left = max(budget - seconds_done, 1e-9)  # a last step may overshoot a tiny increment
+            return self.model_copy(
+                update={"budget": budget, "t0": first_period(left), "start_seconds": seconds_done}
+            )
+        return self.model_copy(
+            update={"budget": budget, "total_steps": total_steps(budget, steps_per_epoch)}
+        )
+
     def lr(self, step: int, seconds: float) -> float:
         """LR for the step about to run, given steps done and training seconds used."""
         if self.unit == "seconds":
-            return sgdr_lr(self.base_lr, seconds, self.t0)
+            return sgdr_lr(self.base_lr, max(0.0, seconds - self.start_seconds), self.t0)
         return cosine_lr(self.base_lr, step / self.total_steps)
 
     def done(self, step: int, seconds: float) -> bool:
