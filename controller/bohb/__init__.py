@@ -7,7 +7,7 @@ imported from the rest of the project: the package depends on numpy, scipy and p
 """
 
 from controller.bohb.optimizer import BOHB, AlreadyTold, UnknownTrial
-from controller.bohb.protocol import Incumbent, Optimizer, Suggestion
+from controller.bohb.protocol import Incumbent, Optimizer, Suggestion, trial_id_of
 from controller.bohb.space import SearchSpace
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "SearchSpace",
     "Suggestion",
     "UnknownTrial",
+    "trial_id_of",
 ]

@@ -28,9 +28,9 @@ import numpy as np
 
 from controller.bohb.asha import AsyncSHIteration
 from controller.bohb.hyperband import Bracket, Schedule
-from controller.bohb.iteration import ConfigRun, Sampler, SHIteration, wound_down
+from controller.bohb.iteration import REVIEW, ConfigRun, Sampler, SHIteration, wound_down
 from controller.bohb.model import DEFAULT_MAX_MODEL_POINTS, ConfigGenerator, ModelKnobs
-from controller.bohb.protocol import Incumbent, Suggestion
+from controller.bohb.protocol import Incumbent, Suggestion, trial_id_of
 from controller.bohb.space import SearchSpace
 
 log = logging.getLogger("kubohb.bohb")
@@ -272,7 +272,7 @@ class BOHB:
         rung = b.first_rung + stage
         run = it.runs[index]
         config_id = f"it{b.iteration}-c{index}"
-        trial_id = f"{config_id}-r{rung}"
+        trial_id = trial_id_of(config_id, rung)
         self._trials[trial_id] = (b.iteration, index, rung)
         self._pending[trial_id] = None
         return Suggestion(
@@ -359,6 +359,22 @@ class BOHB:
             self._replayed = None
 
     # ---- views ---------------------------------------------------------------------------------
+    def promotable(self, trial_id: str) -> bool:
+        where = self._trials.get(trial_id)
+        if where is None or trial_id in self._pending:
+            return False
+        iteration, index, rung = where
+        it = self._iterations[iteration]
+        run, stage = it.runs[index], rung - it.bracket.first_rung
+        # REVIEW: told with a finite loss, neither promoted (its stage would be higher) nor
+        # terminated yet
+        return (
+            not it.is_finished
+            and stage < it.last_stage
+            and run.stage == stage
+            and run.status == REVIEW
+        )
+
     def pending(self) -> list[str]:
         return list(self._pending)
 

@@ -14,6 +14,11 @@ from pydantic import BaseModel, ConfigDict
 from controller.bohb.hyperband import Bracket
 
 
+def trial_id_of(config_id: str, rung: int) -> str:
+    """The trial id of a config at a rung: ``Suggestion.trial_id``'s form."""
+    return f"{config_id}-r{rung}"
+
+
 class Suggestion(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -60,6 +65,11 @@ class Optimizer(Protocol):
     def take_ops(self) -> list[dict[str, Any]]:
         """The asks and tells since the last call (JSON-able), for a journal: replayed on the
         state the optimiser had before them, they give its state now."""
+        ...
+
+    def promotable(self, trial_id: str) -> bool:
+        """The told trial's config may still be handed out at the next budget of its iteration
+        (a promotion not decided yet: what may continue from its checkpoint)."""
         ...
 
     def next_bracket(self) -> Bracket:

@@ -103,10 +103,13 @@ class Estimate(_Out):
         return line
 
 
-def _trial_hours(spec: SweepSpec, budget: float) -> tuple[float, float]:
-    """(nominal, worst) device-hours of one trial at ``budget``, on its rung's device class."""
+def _trial_hours(spec: SweepSpec, budget: float, from_budget: float) -> tuple[float, float]:
+    """(nominal, worst) device-hours of one trial at ``budget``, on its rung's device class (a
+    continued promotion's increment above ``from_budget``; its worst case is a trainer that
+    finds no checkpoint and runs to the whole budget's deadline)."""
     devices = cost.devices(spec.trainer.resources.gpus)
-    return spec.train_seconds(budget) * devices / 3600, spec.deadline_s(budget) * devices / 3600
+    nominal = spec.train_seconds(budget, from_budget) * devices / 3600
+    return nominal, spec.deadline_s(budget) * devices / 3600
 
 
 def schedule(spec: SweepSpec) -> tuple[list[RungRow], bool]:
@@ -125,8 +128,8 @@ def schedule(spec: SweepSpec) -> tuple[list[RungRow], bool]:
     for i in range(n_brackets):
         b = sched.bracket(i)
         for stage, (n, budget) in enumerate(zip(b.num_configs, b.budgets, strict=True)):
-            nominal, worst = _trial_hours(spec, budget)
             rung = b.first_rung + stage
+            nominal, worst = _trial_hours(spec, budget, spec.continued_from(rung, b.first_rung))
             name, price, _ = spec.price_class(rung)
             rows.append(
                 RungRow(

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from controller import log
 from controller.backends.base import Backend, Clock, Ending, ExitCode, TrialState, WallClock
-from controller.bohb import Optimizer
+from controller.bohb import Optimizer, trial_id_of
 from controller.sweep import cost, timing
 from controller.sweep.checkpoints import Checkpoints
 from controller.sweep.inbox import Inbox
@@ -78,7 +78,8 @@ class Scheduler:
         self.open = {k: t for k, t in state.trials.items() if not t.done}
         self._closing: list[TrialRecord] = []  # finished since the last save: written once more
         self.inbox = Inbox(store, state.sweep)
-        self.checkpoints = Checkpoints(store, state, spec.trials.keep_checkpoints)
+        needed = self._may_be_continued if spec.bohb.promotion_resume else None
+        self.checkpoints = Checkpoints(store, state, spec.trials.keep_checkpoints, needed)
         self.wind_down = WindDown(spec, state, bohb, self.caps)
         self.outcomes = Outcomes(spec, state, bohb)
         # The journal knows what the store holds; a resumed sweep runs again (its caps may have
@@ -297,7 +298,8 @@ class Scheduler:
             # A new attempt runs as the spec says now (trials.* and trainer.resources may have
             # changed on resume): its deadline and devices are what the caps must check.
             t.deadline_s = self.spec.deadline_s(t.budget)
-            t.reserve_s = self.spec.reserve_s(t.budget)
+            lower = None if t.continues is None else self.state.trials[t.continues]
+            t.reserve_s = self.spec.reserve_s(t.budget, 0.0 if lower is None else lower.budget)
             t.gpus = self.spec.trainer.resources.gpus
             return t
         max_trials = self.spec.stop.max_trials
@@ -308,6 +310,8 @@ class Scheduler:
         suggestion = self.bohb.ask()
         if suggestion is None:
             return None
+        budget = float(suggestion.budget)
+        lower = self._continues(suggestion.config_id, suggestion.rung)
         t = TrialRecord(
             trial_id=suggestion.trial_id,
             config_id=jsonable(suggestion.config_id),
@@ -317,15 +321,32 @@ class Scheduler:
             iteration=int(suggestion.iteration),
             model_based=bool(suggestion.model_based),
             gpus=self.spec.trainer.resources.gpus,
-            deadline_s=self.spec.deadline_s(float(suggestion.budget)),
-            reserve_s=self.spec.reserve_s(float(suggestion.budget)),
+            deadline_s=self.spec.deadline_s(budget),
+            reserve_s=self.spec.reserve_s(budget, 0.0 if lower is None else lower.budget),
             created_at=now,
             token=secrets.token_hex(8),
+            continues=None if lower is None else lower.trial_id,
         )
         self.state.trials[t.trial_id] = t
         self.open[t.trial_id] = t
         self.dirty = True
         return t
+
+    def _continues(self, config_id: str, rung: int) -> TrialRecord | None:
+        """The succeeded trial at the rung below whose checkpoint a promotion to ``rung``
+        continues (``bohb.promotion_resume``); None: it trains from scratch."""
+        if not self.spec.bohb.promotion_resume or rung == 0:
+            return None
+        lower = self.state.trials.get(trial_id_of(config_id, rung - 1))
+        return lower if lower is not None and lower.state == "SUCCEEDED" else None
+
+    def _may_be_continued(self, t: TrialRecord) -> bool:
+        """A promotion may still continue from ``t``'s checkpoint: BOHB has not decided it yet,
+        or the promoted trial is out and not finished."""
+        promoted = self.state.trials.get(trial_id_of(str(t.config_id), t.rung + 1))
+        if promoted is not None:
+            return promoted.continues == t.trial_id and not promoted.done
+        return self.bohb.promotable(t.trial_id)
 
     def _fill(self, now: datetime, running: list[cost.Running]) -> StopReason | None:
         active = len(running)
@@ -408,4 +429,6 @@ class Scheduler:
         self.journal.save(
             self.state, trials, self.bohb.take_ops(), self.clock.now(), self.bohb.state_dict
         )
-        self.checkpoints.prune(t for t in finished if t.done)  # after the entry: see its module
+        # after the entry: see its module; also without new results, for deletes that waited on
+        # a promotion BOHB decided in this tick's asks
+        self.checkpoints.prune(t for t in finished if t.done)

@@ -129,9 +129,13 @@ class BohbKnobs(_Spec):
     faithful_kde: bool | None = None  # HpBandSter's exact KDE quirks (slower); see docs/bohb.md
     # KDE fitted on at most this many results per budget (docs/bohb.md deviation 15); unset = 2048
     max_model_points: int | None = Field(None, ge=1)
+    # A promoted config continues its training from the rung below's checkpoint and trains only
+    # the increment (docs/bohb.md, "Promotions that continue"); false: from scratch (the paper's)
+    promotion_resume: bool = False
 
     def knobs(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"seed"}, exclude_none=True)
+        """What the optimiser takes (promotion_resume is the sweep loop's and the trainer's)."""
+        return self.model_dump(exclude={"seed", "promotion_resume"}, exclude_none=True)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
@@ -399,11 +403,19 @@ class SweepSpec(_Spec):
         """Money per device-hour of each rung, in rung order."""
         return [self.price_class(r)[1] for r in range(len(self.budgets()))]
 
-    def train_seconds(self, budget: float) -> float:
-        """Nominal training seconds of one trial at ``budget``, on its rung's device class."""
+    def continued_from(self, rung: int, first_rung: int) -> float:
+        """The budget a trial at ``rung`` of a bracket that starts at ``first_rung`` continues
+        from (``bohb.promotion_resume``: the rung below's), or 0.0: it trains from scratch."""
+        if not self.bohb.promotion_resume or rung <= first_rung:
+            return 0.0
+        return self.budgets()[rung - 1]
+
+    def train_seconds(self, budget: float, from_budget: float = 0.0) -> float:
+        """Nominal training seconds of one trial at ``budget``, on its rung's device class; of the
+        increment above ``from_budget`` for a promotion that continues one."""
         if self.budget.unit == "seconds":
-            return budget
-        return budget * self.price_class(self.rung_of(budget))[2]
+            return budget - from_budget
+        return (budget - from_budget) * self.price_class(self.rung_of(budget))[2]
 
     def deadline_s(self, budget: float) -> float:
         """Worst-case running seconds of one trial attempt, enforced by the backend and the loop."""
@@ -413,11 +425,13 @@ class SweepSpec(_Spec):
         seconds = self.train_seconds(budget)
         return math.ceil(seconds * policy.timeout_factor + policy.startup_allowance_s)
 
-    def reserve_s(self, budget: float) -> float:
+    def reserve_s(self, budget: float, from_budget: float = 0.0) -> float:
         """Expected running seconds of one attempt — the budget (one epoch counting
-        seconds_per_epoch) plus the startup allowance, at most the deadline: what a cost cap
-        reserves for it at launch (``cost.py``)."""
-        seconds = self.train_seconds(budget)
+        seconds_per_epoch; a continued promotion's increment above ``from_budget``) plus the
+        startup allowance, at most the deadline: what a cost cap reserves for it at launch
+        (``cost.py``). The deadline stays the whole budget's: a trainer that finds no checkpoint
+        to continue trains from scratch."""
+        seconds = self.train_seconds(budget, from_budget)
         return min(seconds + self.trials.startup_allowance_s, self.deadline_s(budget))
 
 

@@ -86,6 +86,8 @@ class TrialRecord:
     gpu_seconds: float = 0.0  # device-seconds of running time over all finished attempts
     error: str | None = None
     token: str | None = None  # its trial.json's, which its result must carry (None: before tokens)
+    # bohb.promotion_resume: the trial at the rung below whose checkpoint this one continues
+    continues: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from controller.sweep import cost, timing
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import SweepState, TrialRecord
-from trainer.contract import FILE_RESULT, TrialResult, TrialSpec
+from trainer.contract import FILE_RESULT, ContinueFrom, TrialResult, TrialSpec
 
 
 def trial_spec(spec: SweepSpec, sweep: str, t: TrialRecord) -> TrialSpec:
@@ -37,6 +37,9 @@ def trial_spec(spec: SweepSpec, sweep: str, t: TrialRecord) -> TrialSpec:
         compile=trainer.compile,
         num_workers=trainer.num_workers,
         token=t.token,
+        continue_from=None
+        if t.continues is None
+        else ContinueFrom(trial_id=t.continues, budget=spec.budgets()[t.rung - 1]),
     )
 
 

@@ -43,7 +43,9 @@ class WindDown:
         open_ = self._nominal(self.bohb.outstanding())
         limit_it = self.spec.stop.max_iterations
         if not self.brackets_capped and (limit_it is None or nxt.iteration < limit_it):
-            next_ = self._nominal(dict(zip(nxt.budgets, nxt.num_configs, strict=True)))
+            next_ = self._nominal(
+                dict(zip(nxt.budgets, nxt.num_configs, strict=True)), nxt.first_rung
+            )
             short = (open_ + next_).short_of(left)
             if short is not None:
                 self.brackets_capped, self.capped_by = True, short
@@ -86,12 +88,17 @@ class WindDown:
         slack = max(0.0, spec.reserve_s(top) * devices - self._nominal({top: 1}).device_s)
         return total + cost.Spend(slack, cost.money(slack, top_price))
 
-    def _nominal(self, trials: dict[float, int]) -> cost.Spend:
+    def _nominal(self, trials: dict[float, int], first_rung: int | None = None) -> cost.Spend:
         """Training device-seconds of ``trials`` (budget -> count) and their money at each
-        rung's price, as `kubohb estimate` counts them."""
+        rung's price, as `kubohb estimate` counts them. With ``first_rung`` they are one
+        bracket's stages (with ``bohb.promotion_resume`` its promotions train the increment
+        only); without, counted from scratch: the open brackets' trials to come, whose budget
+        alone does not tell a promotion from a later bracket's new config (an upper bound)."""
         spec, devices = self.spec, cost.devices(self.spec.trainer.resources.gpus)
         total = cost.Spend()
         for budget, n in trials.items():
-            device_s = n * spec.train_seconds(budget) * devices
+            rung = spec.rung_of(budget)
+            start = 0.0 if first_rung is None else spec.continued_from(rung, first_rung)
+            device_s = n * spec.train_seconds(budget, start) * devices
             total += cost.Spend(device_s, cost.money(device_s, self.prices[spec.rung_of(budget)]))
         return total

@@ -89,3 +89,48 @@ def test_a_failed_trials_checkpoint_goes_at_once_and_none_is_kept_without_a_limi
     again = _scheduler(keep_all, Scripted(store2), parallelism=2, trials={"keep_checkpoints": None})
     again.tick()
     assert _checkpoints(store2) >= set(tids) and again.checkpoints.deleted == 0
+
+
+def test_with_promotion_resume_a_checkpoint_stays_until_no_promotion_can_continue_it(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "store")
+    backend = Scripted(store)
+    s = _scheduler(
+        tmp_path, backend, parallelism=9, trials={"keep_checkpoints": 1},
+        stop={"max_iterations": 1}, bohb={"seed": 7, "promotion_resume": True},
+    )  # fmt: skip
+    s.tick()
+    first = sorted(backend.running)
+    assert len(first) == 9
+    for tid in first:
+        store.put(f"syn/trials/{tid}/{FILE_CHECKPOINT}", b"weights")
+    for i, tid in enumerate(first):
+        backend.finish(tid, (i + 1) / 20)  # first[0] is the best, first[:3] are promoted
+        if i < 8:  # BOHB cannot decide a promotion before the stage's last result
+            s.tick()
+            assert _checkpoints(store) == set(first), "a candidate for promotion lost its own"
+    s.tick()
+    promoted = sorted(backend.running)
+    assert promoted == [tid.replace("-r0", "-r1") for tid in first[:3]]
+    # the 6 not promoted are gone; the 3 promoted stay while their promotions run
+    assert _checkpoints(store) == set(first[:3])
+    for tid, lower in zip(promoted, first[:3], strict=True):
+        t = s.state.trials[tid]
+        assert t.continues == lower
+        # the increment (budget 3 above 1) plus the startup allowance; the deadline stays the
+        # whole budget's (a trainer without the checkpoint trains from scratch)
+        assert t.reserve_s == 3 - 1 + 30 and t.deadline_s == s.spec.deadline_s(3)
+        spec = json.loads(store.get(f"syn/trials/{tid}/trial.json"))
+        assert spec["continue_from"] == {"trial_id": lower, "budget": s.state.trials[lower].budget}
+    # a promotion that finished frees its lower checkpoint (but the best of the budget stays)
+    store.put(f"syn/trials/{promoted[1]}/{FILE_CHECKPOINT}", b"weights")
+    backend.finish(promoted[1], 0.2)
+    s.tick()
+    assert _checkpoints(store) == {*first[:3], promoted[1]} - {first[1]}
+    # a restart remembers which deletes wait on a promotion
+    again = _scheduler(
+        tmp_path, Scripted(store), parallelism=9, trials={"keep_checkpoints": 1},
+        stop={"max_iterations": 1}, bohb={"seed": 7, "promotion_resume": True},
+    )  # fmt: skip
+    assert again.checkpoints.waiting == {first[2]}

@@ -71,6 +71,24 @@ def test_the_full_example_is_priced_as_the_simulated_run_spends() -> None:
     assert not e.warnings
 
 
+def test_with_promotion_resume_the_estimate_prices_promotions_at_their_increment() -> None:
+    spec = copy.deepcopy(FULL)
+    spec["bohb"] = {**spec.get("bohb", {}), "promotion_resume": True}
+    e, scratch = (
+        estimate(parse_sweep(yaml.safe_dump(spec))),
+        estimate(parse_sweep(yaml.safe_dump(FULL))),
+    )
+    outcome = _simulated(spec)
+    ran = outcome.state
+    assert outcome.reason == "max_iterations"
+    assert sum(t.continues is not None for t in ran.trials.values()) > 0
+    assert e.gpu_hours_nominal == pytest.approx(ran.gpu_seconds / 3600, rel=0.10)
+    assert e.cost_nominal == pytest.approx(ran.cost, rel=0.10)
+    assert e.gpu_hours_nominal < 0.9 * scratch.gpu_hours_nominal
+    # the worst case is a promotion that finds no checkpoint: the whole budget's deadline
+    assert e.gpu_hours_worst == pytest.approx(scratch.gpu_hours_worst)
+
+
 def test_a_cap_below_the_first_bracket_is_warned_of() -> None:
     spec = copy.deepcopy(FULL)
     spec["stop"] = {"max_gpu_hours": 10, "gpu_hour_price": 1.8}

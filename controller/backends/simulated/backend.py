@@ -34,11 +34,12 @@ Shape:
 
 Record (for benchmarks): ``history`` holds one ``AttemptRecord`` per launch, in launch order,
 updated in place as the attempt goes (times in seconds from ``clock().start``): ``trial_id``,
-``attempt``, ``slots``, ``train_total_s`` (the budget's training seconds), ``resumed_from_s``,
-``launched_at``, ``admissions`` (``admitted_at`` = the first), ``periods`` (closed running
-periods ``(start, end)``) and ``running_since`` (the open one), ``train_s`` (training done,
-including work later lost), ``lost_s`` (training past the last checkpoint, lost to preemptions, a
-crash, a deadline or a cancel), ``held_s`` (seconds its slots were held), ``preemptions``,
+``attempt``, ``slots``, ``train_total_s`` (the training seconds the budget needs; a continued
+promotion's, the increment's), ``resumed_from_s``, ``launched_at``, ``admissions``
+(``admitted_at`` = the first), ``periods`` (closed running periods ``(start, end)``) and
+``running_since`` (the open one), ``train_s`` (training done, including work later lost),
+``lost_s`` (training past the last checkpoint, lost to preemptions, a crash, a deadline or a
+cancel), ``held_s`` (seconds its slots were held), ``preemptions``,
 ``ended_at``, ``exit_code``, ``ending``, ``reason``, ``result`` ("ok"/"failed", or None when none
 was written) and ``loss``. ``totals`` (``SimTotals``) keeps sweep-wide sums, slot-weighted:
 slot-seconds held (admission to each pod's end), running, training and lost, plus counts of
@@ -207,7 +208,8 @@ class SimulatedBackend(Backend):
         per_epoch = opts.seconds_per_epoch
         if opts.rung_seconds_per_epoch and launch.rung < len(opts.rung_seconds_per_epoch):
             per_epoch = opts.rung_seconds_per_epoch[launch.rung]  # the rung's device class
-        total = spec.budget * (per_epoch if spec.budget_unit == "epochs" else 1.0)
+        budget = spec.budget - self._continued(spec)
+        total = budget * (per_epoch if spec.budget_unit == "epochs" else 1.0)
         progress = min(self._progress.get(tid, 0.0), total)
         rec.train_total_s, rec.resumed_from_s = total, progress
         if opts.crash_probability and att.rng.random() < opts.crash_probability:
@@ -307,6 +309,17 @@ class SimulatedBackend(Backend):
             wake=True,
         )
         return None
+
+    def _continued(self, spec: TrialSpec) -> float:
+        """The budget a promotion continues from (``continue_from``), as the trainer would: the
+        lower trial must have finished with an ok result here (its final checkpoint; the
+        controller's pruning keeps it for the promotion, ``sweep/checkpoints.py``). 0: from
+        scratch."""
+        lower = spec.continue_from
+        if lower is None:
+            return 0.0
+        att = self._current.get(lower.trial_id)
+        return lower.budget if att is not None and att.rec.result == "ok" else 0.0
 
     def _pending_reason(self, att: _Attempt) -> str:
         if att.phase == _STARTING:
@@ -440,7 +453,9 @@ class SimulatedBackend(Backend):
         first = rec.periods[0][0] if rec.periods else rec.running_since
         assert first is not None  # it runs
         now = self._clock.elapsed_s
+        lower = spec.continue_from if self._continued(spec) > 0 else None
         info = TrialInfo(
+            continued_from=None if lower is None else lower.trial_id,
             epochs=spec.budget if spec.budget_unit == "epochs" else None,
             train_seconds=rec.train_total_s,
             wall_seconds=now - first,
