@@ -12,6 +12,7 @@ ALL = [
     "k8s_backend",
     "report",
     "simulate",
+    "promotion_resume",
     "bohb_scale",
     "scale",
 ]
