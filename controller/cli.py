@@ -100,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from controller.sweep.spec import SpecError, read_sweep
     from controller.sweep.state import EXIT_GOAL_NOT_MET
     from controller.sweep.status import render, summarize
+    from controller.sweep.warmstart import WarmStartError
     from trainer.store import StoreError
 
     log.setup()
@@ -143,7 +144,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             what = "running trials go on (the next run adopts them; --cancel-running stops them)"
         print(f"interrupted: {what}; run the same command again to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except (ResumeConflictError, BackendSetupError) as exc:
+    except (ResumeConflictError, BackendSetupError, WarmStartError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except StoreError as exc:

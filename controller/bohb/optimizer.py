@@ -316,6 +316,31 @@ class BOHB:
                 "loss": value,
             }
 
+    def warm_start(self, results: list[tuple[dict[str, Any], float, float]]) -> int:
+        """Seed the per-budget models with earlier results, (config, budget, loss), before the
+        first ask (HpBandSter's ``previous_result``): they count for the model's
+        ``min_points_in_model`` and its good/bad split like this sweep's own results, never for
+        the brackets, promotions or the incumbent. A budget must be one of this schedule's
+        (within 1e-9, relative); each config is validated against the space. Returns how many
+        were used (results below the largest budget that has a model are dropped, as for told
+        ones)."""
+        if self._trials:
+            raise RuntimeError("warm_start: the optimiser has handed out trials already")
+        used = 0
+        # smallest budgets first: a model at a larger budget would drop the ones below it
+        for config, budget, loss in sorted(results, key=lambda r: r[1]):
+            rung = next(
+                (r for r, b in enumerate(self.budgets) if math.isclose(b, budget, rel_tol=1e-9)),
+                None,
+            )
+            if rung is None:
+                raise ValueError(f"warm_start: budget {budget:g} is not one of {self.budgets}")
+            if not math.isfinite(loss):
+                raise ValueError(f"warm_start: loss {loss} of a result must be finite")
+            vector = self.space.encode(self.space.validate_config(config))
+            used += self._gen.observe(rung, vector, float(loss))
+        return used
+
     # ---- the log of asks and tells (a journal's record of the optimiser) -----------------------
     def take_ops(self) -> list[dict[str, Any]]:
         """The asks and tells since the last call, in order, JSON-able; the log is emptied.

@@ -22,6 +22,7 @@ from controller.sweep.state import (
     SweepState,
     utcnow,
 )
+from controller.sweep.warmstart import load_prior
 from trainer.store import NotFound, Store, StoreError, open_store
 
 
@@ -113,6 +114,8 @@ def load_or_create(
     changes = check_resume(stored[0], spec, store.url(key)) if stored is not None else []
     loaded = load(store, spec.name)
     state = loaded.state if loaded is not None else None
+    # read before anything is written: a refused warm start leaves no spec.yaml to resume
+    priors = [load_prior(spec, url) for url in spec.bohb.warm_start] if loaded is None else []
     if stored is None:
         # spec.yaml lost beside a state.json: BOHB's snapshot still says what it searched
         if state is not None and _search(state.bohb) != _search(new_bohb(spec).state_dict()):
@@ -157,6 +160,16 @@ def load_or_create(
         return state, bohb, journal
     _record_changes(store, spec, stored, spec_text, changes)  # a start that died early
     bohb = new_bohb(spec)
+    for prior in priors:  # in BOHB's first snapshot: a resume never reads them again
+        used = bohb.warm_start(prior.results)
+        log.event(
+            "sweep.warm_started",
+            sweep=spec.name,
+            source=prior.url,
+            results=len(prior.results),
+            used=used,
+            skipped_budgets=prior.skipped,
+        )
     now = now or utcnow()
     state = SweepState(
         sweep=spec.name,

@@ -10,7 +10,7 @@ import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -132,10 +132,25 @@ class BohbKnobs(_Spec):
     # A promoted config continues its training from the rung below's checkpoint and trains only
     # the increment (docs/bohb.md, "Promotions that continue"); false: from scratch (the paper's)
     promotion_resume: bool = False
+    # earlier sweeps' folder URLs (<store root>/<sweep>) whose results seed the models when this
+    # sweep is created (same space required; controller/sweep/warmstart.py)
+    warm_start: list[Annotated[str, Field(min_length=1)]] = []
+
+    @field_validator("warm_start")
+    @classmethod
+    def _once_each(cls, v: list[str]) -> list[str]:
+        seen = [u.rstrip("/") for u in v]
+        twice = sorted({u for u in seen if seen.count(u) > 1})
+        if twice:
+            raise ValueError(f"{twice[0]} is listed twice: its results would count double")
+        return v
 
     def knobs(self) -> dict[str, Any]:
-        """What the optimiser takes (promotion_resume is the sweep loop's and the trainer's)."""
-        return self.model_dump(exclude={"seed", "promotion_resume"}, exclude_none=True)
+        """What the optimiser takes (promotion_resume is the sweep loop's and the trainer's,
+        warm_start is read when the sweep is created)."""
+        return self.model_dump(
+            exclude={"seed", "promotion_resume", "warm_start"}, exclude_none=True
+        )
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
