@@ -13,6 +13,7 @@ ALL = [
     "report",
     "simulate",
     "promotion_resume",
+    "warm_start",
     "bohb_scale",
     "scale",
 ]

@@ -1,11 +1,12 @@
-"""Smoke test of ``benchmarks/promotion_resume.py``: one seed on 4 GPUs, every arm, the figures
-checked against what the schedule says a continued promotion saves."""
+"""Smoke tests of ``benchmarks/promotion_resume.py`` and ``benchmarks/warm_start.py``: one seed
+of every arm, the figures checked against what the schedule and the options say."""
 
 from __future__ import annotations
 
 import pytest
 
 from benchmarks.promotion_resume import ARMS, report, run_seed
+from benchmarks.warm_start import run_seed as warm_seed
 
 
 def test_one_seed_of_every_arm(capsys: pytest.CaptureFixture[str]) -> None:
@@ -23,3 +24,10 @@ def test_one_seed_of_every_arm(capsys: pytest.CaptureFixture[str]) -> None:
     report([runs], 4)
     out = capsys.readouterr().out
     assert "resume-cap regret at scratch-8's GPU-hours" in out and "bracket 7" in out
+
+
+def test_one_seed_of_the_warm_start_benchmark() -> None:
+    runs = warm_seed((4, 0, 1))
+    (cold_regret, cold_first), (warm_regret, warm_first) = runs["cold"], runs["warm"]
+    assert warm_first < cold_first  # the earlier sweep's results make a model sooner
+    assert cold_regret >= 0 and warm_regret >= 0
