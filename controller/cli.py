@@ -116,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     live = sys.stdout.isatty() and not args.no_progress and not args.json
     cancel = args.cancel_running
     ticks: list[Callable[[SweepState], None]] = []
+    wrap = None
     if args.metrics_port is not None:
         from controller.sweep.metrics import SweepMetrics
 
@@ -123,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         port = metrics.serve(args.metrics_port, args.metrics_addr)
         log.event("metrics.serving", addr=args.metrics_addr, port=port)
         ticks.append(metrics.update)
+        wrap = metrics.wrap
 
     def on_tick(state: SweepState) -> None:
         for tick in ticks:
@@ -134,9 +136,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
             with LiveProgress() as progress:
                 ticks.append(progress)
-                outcome = run_sweep(spec, text, on_tick=on_tick, cancel_on_interrupt=cancel)
+                outcome = run_sweep(
+                    spec, text, on_tick=on_tick, cancel_on_interrupt=cancel, wrap=wrap
+                )
         else:
-            outcome = run_sweep(spec, text, on_tick=on_tick, cancel_on_interrupt=cancel)
+            outcome = run_sweep(spec, text, on_tick=on_tick, cancel_on_interrupt=cancel, wrap=wrap)
     except KeyboardInterrupt:
         if cancel:
             what = "running trials were cancelled (relaunched from their checkpoints)"

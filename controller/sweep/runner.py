@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from controller import log
 from controller.backends.base import Backend, WallClock
@@ -206,6 +207,17 @@ def _record_changes(
     )
 
 
+T = TypeVar("T")
+
+
+class Wrap(Protocol):
+    def __call__(self, part: str, target: T, /) -> T: ...
+
+
+def _unwrapped(part: str, target: T, /) -> T:
+    return target
+
+
 def run_sweep(
     spec: SweepSpec,
     spec_text: str,
@@ -214,18 +226,23 @@ def run_sweep(
     backend: Backend | None = None,
     on_tick: Callable[[SweepState], None] | None = None,
     cancel_on_interrupt: bool = False,
+    wrap: Wrap | None = None,
 ) -> Outcome:
     """Start or resume the sweep and run it to its end. The backend's own clock (a simulator's)
-    is the sweep's time when it has one."""
-    store = store or open_sweep_store(spec)
+    is the sweep's time when it has one. ``wrap(part, obj)`` may put a proxy in front of the
+    store, the backend and the optimiser (``SweepMetrics.wrap`` times their calls)."""
+    wrap = wrap or _unwrapped
+    store = wrap("store", store or open_sweep_store(spec))
     if backend is None:
         try:
             backend = make_backend(spec, store)
         except ValueError as exc:
             raise BackendSetupError(str(exc)) from exc
+    backend = wrap("backend", backend)
     try:
         clock = backend.clock() or WallClock()
         state, bohb, journal = load_or_create(spec, spec_text, store, clock.now())
+        bohb = wrap("bohb", bohb)
         scheduler = Scheduler(
             spec,
             store,

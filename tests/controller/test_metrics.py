@@ -10,8 +10,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.sweep.metrics import SweepMetrics
+from controller.sweep.spec import parse_sweep
 from tests.servers import free_port
 from tests.sweeps import REPO, synthetic_sweep, write_sweep
 
@@ -72,3 +76,40 @@ def test_a_scrape_during_a_sweep_sees_its_trials_spend_and_caps(tmp_path: Path) 
 
     assert done(seen[-1]) >= done(seen[0])
     assert last["kubohb_journal_entries"][0][1] > 0
+
+    # this controller's calls, timed by part and operation
+    counts = {(lb["part"], lb["op"]): v for lb, v in last["kubohb_request_seconds_count"]}
+    launched = sum(v for (_, _), v in trials.items())
+    assert counts[("bohb", "ask")] >= launched > 0
+    assert counts[("backend", "launch")] >= launched
+    assert counts[("backend", "poll")] > 0 and counts[("store", "put_new")] > 0
+    assert all(v == 0 for _, v in last.get("kubohb_request_errors_total", []))
+    kinds = {lb["kind"]: v for lb, v in last["kubohb_promotions"]}
+    above = sum(v for (_, rung), v in trials.items() if rung != "0")
+    assert kinds["continued"] == 0 and 0 <= kinds["from_scratch"] <= above
+
+
+def test_the_timing_proxy_counts_errors_and_forwards_attributes(tmp_path: Path) -> None:
+    spec = parse_sweep(yaml.safe_dump(synthetic_sweep(tmp_path)))
+    metrics = SweepMetrics(spec)
+
+    class Target:
+        max_iterations = 3
+
+        def ask(self) -> int:
+            return 1
+
+        def tell(self, trial_id: str, loss: float) -> None:
+            raise ValueError(trial_id)
+
+    target = Target()
+    proxy = metrics.wrap("bohb", target)
+    assert proxy.ask() == 1 and proxy.max_iterations == 3
+    proxy.max_iterations = 5  # the loop lowers BOHB's limit through the proxy
+    assert target.max_iterations == 5
+    with pytest.raises(ValueError, match="t1"):
+        proxy.tell("t1", 0.5)
+    registry = metrics.registry
+    labels = {"sweep": "syn", "part": "bohb"}
+    assert registry.get_sample_value("kubohb_request_errors_total", {**labels, "op": "tell"}) == 1
+    assert registry.get_sample_value("kubohb_request_seconds_count", {**labels, "op": "ask"}) == 1
