@@ -44,7 +44,14 @@ def rerun_spec(data: SweepData, c: RankedConfig, max_budget: float) -> TrialSpec
         check_name(sweep, "sweep")
         check_name(trial_id, "trial_id")
         return TrialSpec.model_validate(
-            {**row.spec, "sweep": sweep, "trial_id": trial_id, "budget": max_budget}
+            # from scratch at the top budget: a promotion's lower rung is not in the rerun sweep
+            {
+                **row.spec,
+                "sweep": sweep,
+                "trial_id": trial_id,
+                "budget": max_budget,
+                "continue_from": None,
+            }
         )
     except ValueError:
         event(

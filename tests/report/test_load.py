@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.report.build import trainer_command
+from controller.report.build import rerun_spec, trainer_command
 from controller.report.command import main, register
 from controller.report.incumbent import incumbent_trajectory, rank_configs, usage_over_time
 from controller.report.load import TrialRow, config_key, load_sweep, state_extras
@@ -195,3 +195,20 @@ def test_rerun_command_from_spec_yaml() -> None:
     )
     assert trainer_command(spec) == "A_B='1 2' python -m trainer.synthetic"
     assert trainer_command(None) == trainer_command("not: [valid") == "python -m trainer"
+
+
+def test_the_rerun_of_a_continued_promotion_trains_from_scratch(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    _spec(store, "it0-c0-r0", 1, 0.1)
+    _result(store, "it0-c0-r0", 0.5, 0, 10)
+    spec = TrialSpec(
+        sweep="s", trial_id="it0-c0-r1", config={"lr": 0.1}, budget=3, store_root=store.root,
+        continue_from={"trial_id": "it0-c0-r0", "budget": 1},
+    )  # fmt: skip
+    store.put_json("s/trials/it0-c0-r1/trial.json", spec.model_dump(mode="json"))
+    _result(store, "it0-c0-r1", 0.3, 10, 20)
+    data = load_sweep(FileStore(tmp_path / "s"), "file:///x/s")
+    [top] = rank_configs(data.trials)[:1]
+    rerun = rerun_spec(data, top, 9.0)
+    assert rerun is not None and rerun.budget == 9.0 and rerun.continue_from is None
+    assert rerun.sweep == "s-rerun" and rerun.config == {"lr": 0.1}
