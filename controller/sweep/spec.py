@@ -65,10 +65,13 @@ class _Spec(BaseModel):
 
 
 class SpaceRef(_Spec):
-    """The search space: ``builtin: zela2018`` or an inline ``parameters`` list (see space.py)."""
+    """The search space: ``builtin: zela2018`` or an inline ``parameters`` list (see space.py),
+    and ``fixed`` values every trial's config gets but BOHB never searches (a constant written as
+    a one-choice categorical would still be a dimension of its density model)."""
 
     builtin: str | None = None
     parameters: list[dict[str, Any]] | None = None
+    fixed: dict[str, str | bool | int | float] = {}
 
     @model_validator(mode="after")
     def _one_of(self) -> SpaceRef:
@@ -485,14 +488,19 @@ def check_feasible(spec: SweepSpec) -> list[str]:
 
 def _check_space(spec: SweepSpec) -> list[str]:
     try:
-        spec.space.build()
+        space = spec.space.build()
     except ImportError:
         return []  # the BOHB core is not installed; `run` reports it
     except ValidationError as exc:  # field paths below `space`, never pydantic's raw text
         return format_errors(exc, "space")
     except (ValueError, KeyError) as exc:
         return [f"space: {_one_line(exc)}"]
-    return []
+    searched = set(space.names)
+    return [
+        f"space.fixed.{name}: also a searched parameter; fix it or search it, not both"
+        for name in sorted(spec.space.fixed)
+        if name in searched
+    ]
 
 
 def _one_line(exc: BaseException) -> str:

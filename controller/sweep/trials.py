@@ -21,7 +21,7 @@ def trial_spec(spec: SweepSpec, sweep: str, t: TrialRecord) -> TrialSpec:
     return TrialSpec(
         sweep=sweep,
         trial_id=t.trial_id,
-        config=t.config,
+        config={**spec.space.fixed, **t.config},  # fixed values: never searched, always passed
         budget=t.budget,
         budget_unit=spec.budget.unit,
         dataset=trainer.dataset,
