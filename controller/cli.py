@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # the CLI imports what a command needs only when it runs
 
     from controller.sweep.spec import SweepSpec
     from controller.sweep.state import SweepState
+    from trainer.store import Store
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_CAPPED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -202,8 +204,36 @@ def _write_termination_log(path: str, reason: str, code: int, summary: dict) -> 
         print(f"warning: --termination-log {path}: {exc.strerror or exc}", file=sys.stderr)
 
 
+def _watch(store: Store, sweep: str, spec: SweepSpec | None, every_s: float) -> int:
+    """``kubohb status --watch``: redraw every ``every_s`` seconds until the sweep ends (or
+    Ctrl-C); a store hiccup keeps the last view."""
+    from rich.live import Live
+
+    from controller.sweep.journal import load_state
+    from controller.sweep.lookup import read_progress
+    from controller.sweep.status import render, summarize
+    from trainer.store import StoreError
+
+    with Live(refresh_per_second=1, screen=False) as live:
+        while True:
+            try:
+                state = load_state(store, sweep)
+            except StoreError:
+                state = None
+            if state is not None:
+                progress = read_progress(store, state)
+                live.update(render(summarize(state, spec=spec, progress=progress)))
+                if state.status != "running":
+                    return EXIT_OK
+            try:
+                time.sleep(every_s)
+            except KeyboardInterrupt:
+                return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from controller.sweep.journal import load_state
+    from controller.sweep.lookup import read_progress, read_spec
     from controller.sweep.status import render, store_bytes, summarize
     from trainer.store import StoreError, open_store
 
@@ -226,7 +256,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"error: {args.sweep_url}: no state.json (not a sweep, or not started)", file=sys.stderr
         )
         return EXIT_BAD_INPUT
-    summary = summarize(state)
+    spec = read_spec(store, sweep)
+    summary = summarize(state, spec=spec, progress=read_progress(store, state))
+    if args.watch is not None and not args.json:
+        return _watch(store, sweep, spec, args.watch)
     if args.store_bytes:  # one listing of the sweep's folder: 1 request per 1,000 objects on S3
         try:
             summary["store_bytes"] = store_bytes(store.list_sizes(sweep))
@@ -310,6 +343,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--store-bytes",
         action="store_true",
         help="also list the sweep's folder and show its bytes by kind (checkpoints, logs...)",
+    )
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=5.0,
+        default=None,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 5) until the sweep ends or Ctrl-C",
     )
     status.set_defaults(func=cmd_status)
     if importlib.util.find_spec("controller.report.command") is not None:

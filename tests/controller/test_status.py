@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from rich.console import Console
 
 from controller import log
@@ -16,6 +17,7 @@ from controller.backends.base import TrialState
 from controller.cli import main
 from controller.sweep import timing
 from controller.sweep.progress import LiveProgress
+from controller.sweep.spec import parse_sweep
 from controller.sweep.state import SweepState, TrialPhase, TrialRecord
 from controller.sweep.status import render, summarize
 from tests.sweeps import synthetic_sweep, write_sweep
@@ -67,8 +69,8 @@ def test_summary_counts_brackets_running_best_and_spend() -> None:
     s = summarize(_state(), now=T0 + timedelta(seconds=150))
     assert s["trials"] == {"SUCCEEDED": 3, "FAILED": 1, "RUNNING": 1}
     assert s["brackets"][0]["rungs"] == [
-        {"budget": 1, "SUCCEEDED": 2, "FAILED": 1},
-        {"budget": 3, "SUCCEEDED": 1},
+        {"budget": 1, "SUCCEEDED": 2, "FAILED": 1, "model_based": 0},
+        {"budget": 3, "SUCCEEDED": 1, "model_based": 0},
     ]
     assert s["running"] == [
         {
@@ -190,3 +192,64 @@ def test_a_corrupt_state_json_is_named_and_left_alone(
         err = capsys.readouterr().err
         assert "state.json" in err and "Traceback" not in err, err
     assert (folder / "state.json").read_text() == content
+
+
+def test_at_80_columns_every_header_is_whole_and_progress_caps_and_eta_show(
+    tmp_path: Path,
+) -> None:
+    state = _state()
+    for phase, tid in (("PENDING", "it1-c1-r0"), ("LOST", "it1-c2-r0"), ("CANCELLED", "it1-c3-r0")):
+        t = TrialRecord(
+            trial_id=tid, config={"x": 2}, budget=1, iteration=1, state=phase,  # type: ignore[arg-type]
+            gpus=0, deadline_s=100, created_at=T0, model_based=True,
+        )  # fmt: skip
+        state.trials[tid] = t
+    queued = TrialRecord(
+        trial_id="it1-c4-r0", config={"x": 3}, budget=1, iteration=1, state="RUNNING",
+        attempts=2, preemptions=1, gpus=0, deadline_s=100, created_at=T0, launched_at=T0,
+    )  # fmt: skip
+    state.trials[queued.trial_id] = queued
+    raw = synthetic_sweep(
+        tmp_path, budget={"unit": "seconds", "min": 100, "max": 300, "eta": 3},
+        stop={"max_iterations": 2, "max_gpu_hours": 1.0, "max_cost": 5.0, "max_trials": 40,
+              "gpu_hour_price": 2.0},
+    )  # fmt: skip
+    spec = parse_sweep(yaml.safe_dump(raw))
+    progress = {
+        "it1-c0-r1": {"epoch": 2.5, "step": 40, "val_error": 0.1234, "images_per_second": 812.0}
+    }
+    s = summarize(state, now=T0 + timedelta(seconds=150), spec=spec, progress=progress)
+    assert s["caps"] == {
+        "max_gpu_hours": {"used": pytest.approx(s["gpu_hours"]), "cap": 1.0},
+        "max_cost": {"used": pytest.approx(s["cost"]), "cap": 5.0},
+        "max_trials": {"used": 9, "cap": 40},
+    }
+    assert s["eta_s"] is not None and s["eta_s"] > 0 and s["model_based"] == 3
+    [running] = [r for r in s["running"] if r["trial_id"] == "it1-c0-r1"]
+    assert running["val_error"] == 0.1234 and running["epoch"] == 2.5
+    out = io.StringIO()
+    Console(file=out, width=80, color_system=None).print(render(s))
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    headers = ["it", "budget", "wait", "run", "ok", "fail", "lost", "stop", "model", "trial",
+               "try", "state", "wait s", "run s", "epoch", "val err", "img/s", "pre"]  # fmt: skip
+    lines = text.splitlines()
+    for h in headers:
+        assert any(h in line.split() or f" {h} " in f" {line} " for line in lines), h
+    assert "…" not in text  # nothing cut short
+    assert "0.1234" in text and "812" in text and "of 40" in text and "eta " in text
+
+
+def test_status_of_a_sweep_reads_its_caps_and_watch_ends_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = synthetic_sweep(tmp_path, stop={"max_iterations": 1, "max_trials": 50})
+    assert main(["run", str(write_sweep(tmp_path, spec)), "--json"]) == 0
+    capsys.readouterr()
+    url = str(tmp_path / "store" / "syn")
+    assert main(["status", url, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["caps"]["max_trials"] == {"used": 13, "cap": 50} and summary["eta_s"] == 0
+    # --watch on a sweep that has ended draws it once and returns
+    assert main(["status", url, "--watch", "0.05"]) == 0
+    assert "of 50" in capsys.readouterr().out
