@@ -91,6 +91,7 @@ def write_demo_sweep(
     count = 0
     budgets: set[float] = set()
     gpu_seconds: dict[str, float] = {}
+    model_based: dict[str, bool] = {}
     for it in range(iterations):
         rungs = hyperband_iteration(it, min_budget, max_budget, eta)
         alive = [(j, sample_config(rng)) for j in range(rungs[0][0])]
@@ -123,6 +124,9 @@ def write_demo_sweep(
                 )
                 count += 1
                 gpu_seconds[trial_id] = duration
+                # as BOHB would mark them once its model exists (a stand-in: every other config
+                # after the first iteration), so the report's "proposed" column has both kinds
+                model_based[trial_id] = it > 0 and j % 2 == 0
                 losses.append((math.inf if failed else loss, j, config))
             losses.sort(key=lambda x: (x[0], x[1]))
             alive = [(j, c) for loss, j, c in losses if math.isfinite(loss)]
@@ -138,7 +142,10 @@ def write_demo_sweep(
             "gpu_seconds": total,
             "gpu_hour_price": GPU_HOUR_PRICE,
             "cost": total / 3600 * GPU_HOUR_PRICE,
-            "trials": {k: {"gpu_seconds": v} for k, v in gpu_seconds.items()},
+            "trials": {
+                k: {"gpu_seconds": v, "model_based": model_based[k], "queued_s": 0.0}
+                for k, v in gpu_seconds.items()
+            },
         },
     )
     return DemoSweep(sweep=sweep, url=root.url(sweep), trials=count, budgets=sorted(budgets))

@@ -13,7 +13,7 @@ from typing import Any
 from controller.report import fanova
 from controller.report.correlation import NOT_ENOUGH
 from controller.report.fanova import BudgetImportance
-from controller.report.incumbent import RankedConfig
+from controller.report.incumbent import RankedConfig, proposed
 from controller.report.summary import Analysis, ReportSummary
 
 _CSS = """
@@ -176,12 +176,16 @@ def _top(ranked: list[RankedConfig], reruns: dict[str, str]) -> str:
             f"<tr><td>{c.rank}</td><td class='l'><code>{escape(c.config_id)}</code></td>"
             f"<td>{c.budget:g}</td><td>{_num(c.loss)}</td>"
             f"<td>{c.params if c.params is not None else '–'}</td>"
+            f"<td>{proposed(c.model_based)}</td>"
+            f"<td>{_num(c.queued_s, 0) if c.queued_s is not None else '–'}</td>"
+            f"<td>{c.preemptions if c.preemptions is not None else '–'}</td>"
             f"<td class='l'><code>{escape(_config_text(c.config))}</code></td>"
             f"<td class='l'>{f'<code>{escape(cmd)}</code>' if cmd else '–'}</td></tr>"
         )
     return (
         "<table><tr><th>rank</th><th class='l'>config</th><th>budget</th><th>loss</th>"
-        "<th>parameters</th><th class='l'>config values</th><th class='l'>rerun</th></tr>"
+        "<th>parameters</th><th>proposed</th><th>queued s</th><th>preempted</th>"
+        "<th class='l'>config values</th><th class='l'>rerun</th></tr>"
         f"{''.join(rows)}</table>"
     )
 

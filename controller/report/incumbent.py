@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from controller.report.load import TrialRow
+from controller.report.load import TrialMeta, TrialRow
 
 
 class IncumbentPoint(BaseModel):
@@ -32,6 +32,11 @@ class RankedConfig(BaseModel):
     loss_per_budget: dict[float, float]
     params: int | None
     config: dict[str, Any]
+    # from the controller's state, when there is one: whether BOHB's model proposed the config,
+    # and over all its trials the seconds queued and the preemptions
+    model_based: bool | None = None
+    queued_s: float | None = None
+    preemptions: int | None = None
 
 
 class UsagePoint(BaseModel):
@@ -82,8 +87,17 @@ def incumbent_trajectory(trials: list[TrialRow]) -> list[IncumbentPoint]:
     return out
 
 
-def rank_configs(trials: list[TrialRow]) -> list[RankedConfig]:
-    """Every config with a finite loss: largest budget first, then lowest loss on it."""
+def rank_configs(
+    trials: list[TrialRow], meta: dict[str, TrialMeta] | None = None
+) -> list[RankedConfig]:
+    """Every config with a finite loss: largest budget first, then lowest loss on it; ``meta``
+    (the state's per-trial records) marks how each was proposed, its queued time and
+    preemptions."""
+    meta = meta or {}
+    every: dict[str, list[TrialMeta]] = {}
+    for t in trials:
+        if t.trial_id in meta:
+            every.setdefault(t.config_id, []).append(meta[t.trial_id])
     by_config: dict[str, list[TrialRow]] = {}
     for t in trials:
         if t.loss is not None:
@@ -106,10 +120,29 @@ def rank_configs(trials: list[TrialRow]) -> list[RankedConfig]:
                 loss_per_budget=per_budget,
                 params=next((r.params for r in rows if r.params is not None), None),
                 config=best.config,
+                **_totals(every.get(config_id, [])),
             )
         )
     ranked.sort(key=lambda c: (-c.budget, c.loss, c.config_id))
     return [c.model_copy(update={"rank": i + 1}) for i, c in enumerate(ranked)]
+
+
+def proposed(model_based: bool | None) -> str:
+    """How BOHB proposed a config: "model", "random", or "–" without the controller's state."""
+    return "–" if model_based is None else ("model" if model_based else "random")
+
+
+def _totals(metas: list[TrialMeta]) -> dict[str, Any]:
+    if not metas:
+        return {}
+    queued = [m.queued_s for m in metas if m.queued_s is not None]
+    preempted = [m.preemptions for m in metas if m.preemptions is not None]
+    model = [m.model_based for m in metas if m.model_based is not None]
+    return {
+        "model_based": model[0] if model else None,  # a config's trials share its proposal
+        "queued_s": sum(queued) if queued else None,
+        "preemptions": sum(preempted) if preempted else None,
+    }
 
 
 def usage_over_time(

@@ -74,6 +74,14 @@ class TrialRow(BaseModel):
     spec: dict[str, Any]  # the trial.json as written, for the rerun command
 
 
+class TrialMeta(BaseModel):
+    """What the controller's trial record says beside the trial's own files (kubohb's state)."""
+
+    model_based: bool | None = None  # BOHB proposed it from its model (False: sampled at random)
+    queued_s: float | None = None  # seconds its ended attempts waited queued or pending
+    preemptions: int | None = None  # running periods sent back to the queue
+
+
 class StateExtras(BaseModel):
     """What the controller's state.json adds, when it has it (every field optional)."""
 
@@ -82,6 +90,7 @@ class StateExtras(BaseModel):
     stop_reason: str | None = None
     status: str | None = None
     gpu_seconds_by_trial: dict[str, float] = {}  # for GPU-hours over time, when recorded
+    trials: dict[str, TrialMeta] = {}  # by trial id, when the state is kubohb's
 
 
 class SweepData(BaseModel):
@@ -318,12 +327,14 @@ def state_extras(raw: Any) -> StateExtras | None:
         cost = number("total", scopes=(cost_block,))  # {"cost": {"total": ...}}
     rows = raw.get("trials")
     by_trial: dict[str, float] = {}
+    meta: dict[str, TrialMeta] = {}
     if isinstance(rows, dict):
         by_trial = {
             str(k): float(r["gpu_seconds"])
             for k, r in rows.items()
             if isinstance(r, dict) and is_number(r.get("gpu_seconds"))
         }
+        meta = {str(k): _meta(r) for k, r in rows.items() if isinstance(r, dict)}
         rows = list(rows.values())
     if isinstance(rows, list) and (gpu_hours is None or cost is None):
         gpu_s = [
@@ -344,6 +355,18 @@ def state_extras(raw: Any) -> StateExtras | None:
         stop_reason=stop if isinstance(stop, str) else None,
         status=status if isinstance(status, str) else None,
         gpu_seconds_by_trial=by_trial,
+        trials=meta,
+    )
+
+
+def _meta(row: dict[str, Any]) -> TrialMeta:
+    model, queued, preempted = row.get("model_based"), row.get("queued_s"), row.get("preemptions")
+    return TrialMeta(
+        model_based=model if isinstance(model, bool) else None,
+        queued_s=float(queued) if is_number(queued) and math.isfinite(queued) else None,
+        preemptions=int(preempted)
+        if isinstance(preempted, int) and not isinstance(preempted, bool)
+        else None,
     )
 
 

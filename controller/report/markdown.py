@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from controller.report.incumbent import proposed
 from controller.report.summary import ReportSummary
 
 TOP = 5
@@ -150,8 +151,12 @@ def _top(s: ReportSummary) -> str:
             f"{c.budget:g}",
             num(c.loss),
             f"{c.params:,}" if c.params is not None else "–",
+            proposed(c.model_based),
+            num(c.queued_s, 0) if c.queued_s is not None else "–",
+            str(c.preemptions) if c.preemptions is not None else "–",
             text(_config_text(c.config)),
         ]
         for c in s.top[:TOP]
     ]
-    return table(["rank", "config", "budget", "loss", "parameters", "config values"], rows)
+    header = ["rank", "config", "budget", "loss", "parameters", "proposed", "queued s"]
+    return table([*header, "preempted", "config values"], rows)

@@ -56,7 +56,7 @@ def analyse(data: SweepData, seed: int = 0) -> Analysis:
         correlations=correlation_across_budgets(table),
         importance=importance_by_budget(points, seed=seed, hints=_hints(data.spec_yaml)),
         trajectory=incumbent_trajectory(trials),
-        ranked=rank_configs(trials),
+        ranked=rank_configs(trials, data.state.trials if data.state else None),
         usage=usage_over_time(trials, data.state.gpu_seconds_by_trial if data.state else None),
     )
 

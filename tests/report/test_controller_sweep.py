@@ -50,6 +50,11 @@ def test_report_of_a_real_controller_sweep(tmp_path: Path) -> None:
     assert s["incumbent"]["loss"] == state["incumbent"]["loss"]
     assert s["gpu_hours"] == pytest.approx(state["gpu_seconds"] / 3600)
     assert s["stop_reason"] == state["stop_reason"]
+    # each top config marked as the controller's records say BOHB proposed it
+    for c in s["top"]:
+        trial = state["trials"][c["trial_id"]]
+        assert c["model_based"] is trial["model_based"] and c["preemptions"] == 0
+        assert c["queued_s"] is not None and c["queued_s"] >= 0
     # budgets 1 and 3 share the 3 promoted configs (a number, or "undefined" when the synthetic
     # losses tie); 1 and 9 share one config: "not enough data", never a number
     pairs = {(p["budget_a"], p["budget_b"]): p for p in s["correlations"]}

@@ -18,6 +18,12 @@ from trainer.store import FileStore
 _SEPARATOR = re.compile(r"^\|(\s*:?-{3,}:?\s*\|)+$")
 
 
+TOP_HEADER = [
+    *("rank", "config", "budget", "loss", "parameters"),
+    *("proposed", "queued s", "preempted", "config values"),
+]
+
+
 def split_row(line: str) -> list[str]:
     """A GFM table row's cells: split on pipes not escaped by a backslash (the spec's rule)."""
     assert line.startswith("|") and line.endswith("|"), line
@@ -105,13 +111,15 @@ def test_summary_of_the_demo_sweep(tmp_path: Path, capsys: pytest.CaptureFixture
         ["budget (epochs)", "best loss", "config", "ok", "failed", "running"],
         ["state", "trials"],
         ["what", "value"],
-        ["rank", "config", "budget", "loss", "parameters", "config values"],
+        TOP_HEADER,
     ]
     by_header = {tuple(h): rows for h, rows in tables}
     per_budget = by_header[("budget (epochs)", "best loss", "config", "ok", "failed", "running")]
     assert [float(r[0]) for r in per_budget] == sorted(best)
     assert [r[1] for r in per_budget] == [f"{best[b]:.4g}" for b in sorted(best)]
-    top = by_header[("rank", "config", "budget", "loss", "parameters", "config values")]
+    top = by_header[tuple(TOP_HEADER)]
+    # how BOHB proposed each (the controller's state says), and their queued time
+    assert {r[5] for r in top} <= {"model", "random"} and {r[6] for r in top} == {"0"}
     assert [r[0] for r in top] == ["1", "2", "3", "4", "5"]
     assert top[0][3] == f"{best[81.0]:.4g}" and top[0][2] == "81"
     states = dict(by_header[("state", "trials")])
@@ -151,7 +159,7 @@ def test_cells_escape_pipes_and_markup(tmp_path: Path, capsys: pytest.CaptureFix
     expected = "act=a|b, note=*not bold* _nor this_ `code` <b>, path=c:\\d|e"
     assert top_rendered[-1] == expected
     assert top_rendered[1].startswith('cfg-{"act": "a|b"')
-    assert len(tables[-1][1][0]) == 6
+    assert len(tables[-1][1][0]) == len(TOP_HEADER)
 
 
 def test_table_helper_refuses_ragged_rows() -> None:
