@@ -155,6 +155,12 @@ class Backend(Protocol):
         """The backend's own clock, for a backend that simulates time; None = the wall clock."""
         return None
 
+    def milestone(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """Tell the cluster about the sweep (started, a new incumbent, a cap, the end) or about a
+        trial in trouble, where it has a place for that (Kubernetes: an Event on the controller
+        Job). Best effort, rate-limited by the backend; the default does nothing."""
+        return None
+
     def close(self) -> None:
         """Release resources (watches, threads)."""
         return None

@@ -98,6 +98,13 @@ class Scheduler:
         running and the next run adopts them."""
         try:
             self._adopt()
+            done = sum(t.done for t in self.state.trials.values())
+            self.backend.milestone(
+                "SweepStarted",
+                f"sweep {self.state.sweep}: "
+                + (f"resumed with {done} trials done" if self.state.trials else "started")
+                + f", budgets {', '.join(f'{b:g}' for b in self.spec.budgets())}",
+            )
             while True:
                 reason = self.tick()
                 if self.on_tick:
@@ -117,7 +124,14 @@ class Scheduler:
 
     def tick(self) -> StopReason | None:
         now = self.clock.now()
+        before = self.state.incumbent
         self._poll(now)
+        best = self.state.incumbent
+        if best is not None and (before is None or before["trial_id"] != best["trial_id"]):
+            self.backend.milestone(
+                "NewIncumbent",
+                f"loss {best['loss']:.4g} at budget {best['budget']:g} ({best['trial_id']})",
+            )
         running = self._running_costs(now)  # every launched attempt, once per tick
         reason = self._check_limits(now, running)
         if reason is None:
@@ -225,6 +239,7 @@ class Scheduler:
             else:
                 lost = f"exited without a result ({why})"
             self.outcomes.lost(t, lost, now, ts)
+            self.backend.milestone("TrialLost", f"{t.trial_id}: {lost}", warning=True)
 
     def _check_clock(self, t: TrialRecord, now: datetime) -> None:
         """The loop's own time rules for an attempt the backend still holds."""
@@ -235,9 +250,9 @@ class Scheduler:
         limit = self.spec.trials.queue_timeout_s
         if timing.queued_too_long_s(t, now, limit) > 0:
             self.backend.cancel(t.trial_id)
-            self.outcomes.lost(
-                t, f"queued or pending for more than trials.queue_timeout_s ({limit:g} s)", now
-            )
+            why = f"queued or pending for more than trials.queue_timeout_s ({limit:g} s)"
+            self.outcomes.lost(t, why, now)
+            self.backend.milestone("TrialQueuedTooLong", f"{t.trial_id}: {why}", warning=True)
 
     def _wake_at(self) -> datetime | None:
         """The earliest moment a time rule of the loop could fire (for a virtual clock): an
@@ -284,6 +299,12 @@ class Scheduler:
             self.outcomes.cancelled(t, reason, now)
         status: SweepStatus = "finished" if EXIT_BY_REASON[reason] == 0 else "stopped"
         self.state.status, self.state.stop_reason = status, reason
+        best = self.state.incumbent
+        self.backend.milestone(
+            "SweepFinished" if status == "finished" else "SweepStopped",
+            f"sweep {self.state.sweep} {status}: {reason}; "
+            + (f"incumbent {best['trial_id']} loss {best['loss']:.4g}" if best else "no result"),
+        )
         self.dirty = True  # the journal writes it only if it differs from what the store holds
         log.event("sweep.stopped", sweep=self.state.sweep, reason=reason)
 

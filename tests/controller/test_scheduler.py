@@ -239,3 +239,31 @@ def test_launches_are_concurrent_and_capped_per_tick(tmp_path: Path) -> None:
     assert 1 < backend.most_in_flight <= 4
     times = [t.launched_at for t in s.state.trials.values() if t.launched_at]
     assert len(set(times)) == len(times) == 20  # every launch timestamped on its own
+
+
+class Milestones(Scripted):
+    """Records what the loop tells the cluster."""
+
+    def __init__(self, store: FileStore) -> None:
+        super().__init__(store)
+        self.told: list[tuple[str, str, bool]] = []
+
+    def milestone(self, reason: str, message: str, *, warning: bool = False) -> None:
+        self.told.append((reason, message, warning))
+
+
+def test_the_loop_tells_the_backend_its_milestones_and_trials_in_trouble(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "store")
+    backend = Milestones(store)
+    s = _scheduler(tmp_path, backend, stop={"max_iterations": 1})
+    s.tick()
+    first, second = sorted(backend.running)
+    backend.finish(first, 0.3)
+    backend.running.discard(second)  # its pod vanished without a result
+    s.tick()
+    told = {reason: (message, warning) for reason, message, warning in backend.told}
+    assert set(told) == {"NewIncumbent", "TrialLost"}
+    assert told["NewIncumbent"][0].endswith(f"({first})") and told["NewIncumbent"][1] is False
+    assert told["TrialLost"][0].startswith(f"{second}: ") and told["TrialLost"][1] is True
+    s._stop("max_gpu_hours")
+    assert backend.told[-1][0] == "SweepStopped" and "max_gpu_hours" in backend.told[-1][1]

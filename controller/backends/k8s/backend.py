@@ -69,6 +69,9 @@ from trainer.contract import check_name
 _SYNC_WAIT_S = 30.0  # adopt() waits this long for the first list before listing itself
 _RECREATE_TRIES = 20  # a relaunch waits for the old Job's deletion this many times...
 _RECREATE_WAIT_S = 0.25  # ...this long each
+# One Event per milestone reason at most this often: the API server keeps Events for an hour,
+# and a sweep's thousand lost trials must not be a thousand objects in etcd
+MILESTONE_EVERY_S = 60.0
 # Launches one backend serves at once (launch_concurrency): at the default 20 creates/s that
 # keeps the rate up to a create latency of 0.8 s (a slow admission webhook), far above the tens
 # of milliseconds a managed API server takes.
@@ -128,6 +131,7 @@ class KubernetesBackend(Backend):
         # `_lock` guards the dicts below it; it is held only for dict operations, never across a
         # request or a sleep. `_poll_lock` lets one poll run at a time (polls mutate RunPeriods).
         self._lock = threading.Lock()
+        self._milestones: dict[str, float] = {}  # reason -> when its last Event went out
         self._poll_lock = threading.Lock()
         self._pending_since: dict[str, float] = {}  # job name -> when first seen not running
         self._pods_checked: dict[str, float] = {}  # job name -> when its pods were last read
@@ -479,9 +483,32 @@ class KubernetesBackend(Backend):
                 raise self._api_error("delete", name, exc) from exc
         self.cache.forget(name)
 
-    def _event(self, name: str, reason: str, message: str) -> None:
+    def milestone(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """An Event on the controller Job (`kubectl describe job <release>-kubohb-controller`),
+        when the controller runs in one; each reason at most once per MILESTONE_EVERY_S (a burst
+        of new incumbents or lost trials is one Event, the log has every one)."""
+        if self.owner is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            last = self._milestones.get(reason)
+            if last is not None and now - last < MILESTONE_EVERY_S:
+                return
+            self._milestones[reason] = now
+        self._event(self.owner.name, reason, message, uid=self.owner.uid, warning=warning)
+
+    def _event(
+        self,
+        name: str,
+        reason: str,
+        message: str,
+        *,
+        uid: str | None = None,
+        warning: bool = True,
+    ) -> None:
         """Best effort: a Kubernetes Event on the Job, seen in `kubectl describe job`."""
-        job = self.cache.get(name) or {}
+        if uid is None:
+            uid = ((self.cache.get(name) or {}).get("metadata") or {}).get("uid")
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "apiVersion": "v1",
@@ -492,11 +519,11 @@ class KubernetesBackend(Backend):
                 "kind": "Job",
                 "name": name,
                 "namespace": self.namespace,
-                "uid": (job.get("metadata") or {}).get("uid"),
+                "uid": uid,
             },
             "reason": reason,
             "message": message[:1000],
-            "type": "Warning",
+            "type": "Warning" if warning else "Normal",
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
