@@ -39,14 +39,7 @@ from typing import Any
 import yaml
 from scipy.stats import wilcoxon
 
-from benchmarks.simulate import (
-    BUDGET,
-    POLL_S,
-    PROBLEM,
-    START,
-    Figure,
-    SurrogateObjective,
-)
+from benchmarks.simulate import ITERATIONS, PROBLEM, START, Figure, SurrogateObjective, sweep_spec
 from controller.backends.simulated import SimulatedBackend
 from controller.sweep.runner import run_sweep
 from controller.sweep.spec import parse_sweep
@@ -55,7 +48,6 @@ from trainer.store.memory import MemoryStore
 
 ARMS = ("scratch-8", "resume-8", "async-scratch-8", "async-resume-8", "resume-cap")
 REFERENCE = "scratch-8"
-ITERATIONS = 8
 
 
 @dataclass
@@ -73,37 +65,15 @@ class Run:
 
 
 def spec_of(arm: str, gpus: int, seed: int, cap: float | None) -> dict[str, Any]:
-    stop: dict[str, Any] = {"max_iterations": ITERATIONS}
+    """``benchmarks.simulate``'s sweep of the same promotion mode (its cluster, 8 brackets), with
+    promotion_resume set by the arm's name; resume-cap capped at ``cap`` GPU-hours instead."""
+    spec = sweep_spec("async-8" if arm.startswith("async") else "sync-8", gpus, seed)
+    spec["bohb"]["promotion_resume"] = "resume" in arm
     if arm == "resume-cap":
         if cap is None:
             raise ValueError("resume-cap needs scratch-8's GPU-hours")
-        stop = {"max_gpu_hours": cap}
-    return {
-        "name": "sim",
-        "space": {"parameters": PROBLEM.parameters},
-        "budget": BUDGET,
-        "bohb": {
-            "seed": seed,
-            "promotion": "async" if arm.startswith("async") else "sync",
-            "promotion_resume": "resume" in arm,
-        },
-        "stop": stop,
-        "parallelism": gpus,
-        "poll_interval_s": POLL_S,
-        "trainer": {"dataset": "synthetic", "seed": seed},
-        "store": {"url": "file:///nonexistent/kubohb-sim"},
-        "backend": {
-            "type": "simulated",
-            "simulated": {
-                "gpus": gpus,
-                "pod_start_s": 30,
-                "pod_start_sd_s": 15,
-                "preemptions_per_gpu_hour": 0,
-                "crash_probability": 0,
-                "seed": seed,
-            },
-        },
-    }
+        spec["stop"] = {"max_gpu_hours": cap}
+    return spec
 
 
 def run_arm(arm: str, gpus: int, seed: int, cap: float | None = None) -> Run:
