@@ -23,7 +23,7 @@ h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; vertical-align: top; }
 th { background: #f4f4f4; } td.l, th.l { text-align: left; }
-td.na { color: #999; font-style: italic; }
+td.na, p.na { color: #999; font-style: italic; }
 img { max-width: 100%; display: block; margin: .8em 0; }
 code, pre { font: 12px ui-monospace, monospace; background: #f6f6f6; }
 pre { padding: .6em; overflow-x: auto; }
@@ -199,6 +199,10 @@ def render_page(
     def fig(name: str, alt: str) -> str:
         return _img(name, figures[name], alt) if name in figures else ""
 
+    def waiting(section: str) -> str:
+        why = s.waiting.get(section)
+        return f"<p class='na'>Waiting for {escape(why)}.</p>" if why else ""
+
     importance = "".join(_importance(b, a.budget_unit, figures) for b in a.importance)
     notes = "".join(f"<li>{escape(n)}</li>" for n in a.data.notes) or "<li>none</li>"
     body = [
@@ -206,10 +210,12 @@ def render_page(
         "<h2 id='figure1'>Figure 1: loss over time</h2>",
         "<p>Every finished trial's loss at its finishing time, coloured by budget; the line is the "
         "incumbent (bigger budgets win, then lower loss).</p>",
+        waiting("figure1"),
         fig("figure1_loss_over_time.png", "Figure 1: loss over wall-clock time by budget"),
         "<h2 id='correlation'>Rank correlation across budgets</h2>",
         "<p>Spearman ρ between the losses of the configurations evaluated on both budgets; fewer "
         f"than 3 shared configurations show <i>{NOT_ENOUGH}</i>.</p>",
+        waiting("correlation"),
         _correlation(a),
         fig("correlation_heatmap.png", "rank correlation heat map"),
         "<h2 id='importance'>Parameter importance (fANOVA)</h2>",
@@ -219,19 +225,23 @@ def render_page(
         f"boxes; on a budget with more than {fanova.EXACT_MAX_CONFIGS} configurations the pairwise "
         "importances are sampled instead, and that budget's table says so, with each pair's "
         "standard error against the exact value.</p>",
+        waiting("importance"),
         fig("importance_by_budget.png", "parameter importance by budget"),
         importance,
         "<h2 id='curves'>Learning curves</h2>",
+        waiting("curves"),
         fig("learning_curves.png", "learning curves"),
         "<h2 id='usage'>Budget use over time</h2>",
         f"<p>Trials running, and cumulative budget ({unit}) of finished trials; dashed: "
         "cumulative GPU-hours (from the controller's state.json) or, without it, the trainers' "
         "training hours.</p>",
+        waiting("usage"),
         fig("usage.png", "budget use over time"),
         "<h2 id='top'>Top configurations</h2>",
         "<p>Largest budget first, then lowest loss. To rerun one on the top budget, run its "
         "command from this report's folder (the outputs go to the sweep's store under a "
         "<code>-rerun</code> sweep).</p>",
+        waiting("top"),
         _top(a.ranked[: len(s.top)], reruns),
         "<h2 id='notes'>Notes</h2>",
         f"<ul class='muted'>{notes}</ul>",

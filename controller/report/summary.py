@@ -11,6 +11,7 @@ from pydantic import BaseModel, SerializerFunctionWrapHandler, field_serializer
 from controller.report.budgets import BudgetStats, budget_stats, unit_of
 from controller.report.correlation import BudgetPair, correlation_across_budgets, losses_by_budget
 from controller.report.fanova import (
+    MIN_POINTS,
     BudgetImportance,
     Importance,
     PairImportance,
@@ -108,6 +109,8 @@ class ReportSummary(BaseModel):
     cost: float | None
     stop_reason: str | None
     notes: list[str]
+    # per analysis that has nothing to show yet: the data it is waiting for
+    waiting: dict[str, str] = {}
     gates: list[GateResult] = []  # --fail-if-*, in the order given; filled in by build
 
     @field_serializer("incumbent", mode="wrap")
@@ -157,4 +160,27 @@ def summarise(a: Analysis, top_k: int = 10) -> ReportSummary:
         cost=state.cost if state else None,
         stop_reason=state.stop_reason if state else None,
         notes=a.data.notes,
+        waiting=waiting_for(a),
     )
+
+
+def waiting_for(a: Analysis) -> dict[str, str]:
+    """For each analysis with nothing to show (its section, its key): what data would fill it.
+    A sweep that just started is a page of empty axes otherwise."""
+    out: dict[str, str] = {}
+    trials = a.data.trials
+    if not any(t.status == "ok" and t.finished_at is not None for t in trials):
+        out["figure1"] = "a trial that finished with a loss"
+    if len({t.budget for t in trials if t.loss is not None}) < 2:
+        out["correlation"] = "finished trials on two budgets (promotions bring them)"
+    elif all(p.rho is None for p in a.correlations):
+        out["correlation"] = "3 configurations with a loss on both of two budgets"
+    if not any(b.note is None for b in a.importance):
+        out["importance"] = f"{MIN_POINTS} configurations with a loss on one budget"
+    if not any(sum(p.val_error is not None for p in t.curve) >= 2 for t in trials):
+        out["curves"] = "a trial with two validation errors in its metrics.jsonl"
+    if not a.usage:
+        out["usage"] = "a trial with a start time"
+    if not a.ranked:
+        out["top"] = "a configuration with a finite loss"
+    return out

@@ -167,6 +167,15 @@ def test_report_of_a_sweep_that_has_barely_started(messy: FileStore, tmp_path: P
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trials"] == {"total": 3, "ok": 1, "failed": 1, "running": 1, "skipped": 2}
     assert [i["note"] for i in summary["importance"]] == ["not enough data (1 < 10 configs)"]
+    # each analysis with nothing to show says what it waits for; those with data say nothing
+    waiting = summary["waiting"]
+    assert waiting == {
+        "correlation": "finished trials on two budgets (promotions bring them)",
+        "importance": "10 configurations with a loss on one budget",
+        "curves": "a trial with two validation errors in its metrics.jsonl",
+    }
+    for why in waiting.values():
+        assert f"Waiting for {why}." in page
 
 
 @settings(max_examples=100, deadline=None)
