@@ -136,7 +136,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if live:
             from controller.sweep.progress import LiveProgress
 
-            with LiveProgress() as progress:
+            with LiveProgress(spec=spec) as progress:
                 ticks.append(progress)
                 outcome = run_sweep(
                     spec, text, on_tick=on_tick, cancel_on_interrupt=cancel, wrap=wrap

@@ -8,16 +8,25 @@ from types import TracebackType
 from rich.console import Console
 from rich.live import Live
 
+from controller.sweep.spec import SweepSpec
 from controller.sweep.state import SweepState
 from controller.sweep.status import render, summarize
 
 
 class LiveProgress:
-    """Redraws the sweep's status at most ``every_s`` seconds; logs go above it (stderr)."""
+    """Redraws the sweep's status at most ``every_s`` seconds; logs go above it (stderr). With
+    the ``spec``, each cap's use and the ETA too (no store reads: the trials' progress lines are
+    ``kubohb status``'s)."""
 
-    def __init__(self, console: Console | None = None, every_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        console: Console | None = None,
+        every_s: float = 0.5,
+        spec: SweepSpec | None = None,
+    ) -> None:
         self.console = console or Console()
         self.every_s = every_s
+        self.spec = spec
         self._last = 0.0
         self._live = Live(console=self.console, auto_refresh=False, redirect_stderr=True)
 
@@ -38,4 +47,4 @@ class LiveProgress:
         if now - self._last < self.every_s and state.status == "running":
             return
         self._last = now
-        self._live.update(render(summarize(state)), refresh=True)
+        self._live.update(render(summarize(state, spec=self.spec)), refresh=True)

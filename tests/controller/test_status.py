@@ -155,7 +155,7 @@ def test_preemptions_survive_the_state_json_and_default_to_zero_in_older_ones() 
     assert summarize(old)["preemptions"] == 0
 
 
-def test_render_and_live_display() -> None:
+def test_render_and_live_display(tmp_path: Path) -> None:
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=120)
     console.print(render(summarize(_state())))
@@ -165,6 +165,14 @@ def test_render_and_live_display() -> None:
     with LiveProgress(Console(file=live_out, force_terminal=True, width=120), every_s=0) as live:
         live(_state())
     assert "brackets" in live_out.getvalue()
+    # given the spec, the live display shows each cap's use too
+    raw = synthetic_sweep(tmp_path, stop={"max_iterations": 2, "max_trials": 30})
+    spec = parse_sweep(yaml.safe_dump(raw))
+    capped = io.StringIO()
+    console = Console(file=capped, force_terminal=True, width=120)
+    with LiveProgress(console, every_s=0, spec=spec) as live:
+        live(_state())
+    assert "trials 5 of 30" in capped.getvalue()
 
 
 def test_log_lines_are_json(capsys: pytest.CaptureFixture[str]) -> None:
