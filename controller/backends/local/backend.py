@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,8 @@ from trainer.contract import FILE_LOG, trial_prefix
 from trainer.store import atomic_write
 
 FILE_PROC = "proc.json"
+# close() waits at most this long, in all, for wrappers finishing an ended attempt
+CLOSE_WAIT_S = 30.0
 FILE_CANCELLED = "cancelled"
 
 
@@ -294,8 +297,24 @@ class LocalBackend(Backend):
         }
 
     def close(self) -> None:
-        for child in list(self._children.values()):
-            child.poll()
+        """Reap the wrappers that ended; wait (up to CLOSE_WAIT_S in all) for those whose trainer
+        has exited and that are still writing the attempt's end (its log to the store, its exit
+        record): a sweep that ends on its last result must not leave that trial's log behind.
+        Wrappers of trainers that still run keep running (the next run adopts them)."""
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        for trial_id, child in list(self._children.items()):
+            if child.poll() is not None:
+                continue
+            folder = self._folder(trial_id)
+            proc, trainer = self._read(folder / FILE_PROC), self._read(folder / FILE_TRAINER)
+            if not (proc and trainer and trainer.get("token") == proc.get("token")):
+                continue  # this attempt's trainer has not started: it is not ending
+            if self._live(folder / FILE_TRAINER) is not None:
+                continue  # its trainer runs: not ending, leave it to the next run
+            try:
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def _time(value: Any) -> datetime | None:
