@@ -27,6 +27,7 @@ from typing import Any, TypeVar, cast
 from prometheus_client import CollectorRegistry, Gauge, Histogram, start_http_server
 from prometheus_client import Counter as PromCounter
 
+from controller.bohb import trial_id_of
 from controller.sweep import cost, timing
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import SweepState
@@ -173,7 +174,7 @@ class SweepMetrics:
         for t in state.trials.values():
             if t.continues is not None:
                 continued += 1
-            elif t.rung > 0 and f"{t.config_id}-r{t.rung - 1}" in state.trials:
+            elif t.rung > 0 and trial_id_of(str(t.config_id), t.rung - 1) in state.trials:
                 promoted += 1
         self.promotions.labels(name, "continued").set(continued)
         self.promotions.labels(name, "from_scratch").set(promoted)

@@ -37,7 +37,7 @@ from controller.sweep.launcher import Launcher, this_attempt
 from controller.sweep.outcomes import Outcomes
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import EXIT_BY_REASON, StopReason, SweepState, SweepStatus, TrialRecord
-from controller.sweep.trials import goal_met, jsonable, running_cost
+from controller.sweep.trials import continued_budget, goal_met, jsonable, running_cost
 from controller.sweep.winddown import WindDown
 from trainer.store import Store
 
@@ -319,8 +319,7 @@ class Scheduler:
             # A new attempt runs as the spec says now (trials.* and trainer.resources may have
             # changed on resume): its deadline and devices are what the caps must check.
             t.deadline_s = self.spec.deadline_s(t.budget)
-            lower = None if t.continues is None else self.state.trials[t.continues]
-            t.reserve_s = self.spec.reserve_s(t.budget, 0.0 if lower is None else lower.budget)
+            t.reserve_s = self.spec.reserve_s(t.budget, continued_budget(self.spec, t))
             t.gpus = self.spec.trainer.resources.gpus
             return t
         max_trials = self.spec.stop.max_trials

@@ -23,7 +23,7 @@ from controller.bohb.hyperband import Schedule
 from controller.sweep import cost, timing
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import SweepState, TrialRecord, utcnow
-from controller.sweep.trials import incumbent, running_cost
+from controller.sweep.trials import continued_budget, incumbent, running_cost
 
 PHASES = ("PENDING", "LAUNCHED", "RUNNING", "SUCCEEDED", "FAILED", "LOST", "CANCELLED")
 # Column headers of the phases (the legend under the table spells them out)
@@ -175,8 +175,7 @@ def _against_spec(
 
 
 def _nominal_s(spec: SweepSpec, t: TrialRecord) -> float:
-    lower = spec.budgets()[t.rung - 1] if t.continues is not None and t.rung > 0 else 0.0
-    return spec.train_seconds(t.budget, lower)
+    return spec.train_seconds(t.budget, continued_budget(spec, t))
 
 
 def _schedule_device_s(spec: SweepSpec, brackets: int) -> float:

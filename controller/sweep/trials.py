@@ -39,8 +39,14 @@ def trial_spec(spec: SweepSpec, sweep: str, t: TrialRecord) -> TrialSpec:
         token=t.token,
         continue_from=None
         if t.continues is None
-        else ContinueFrom(trial_id=t.continues, budget=spec.budgets()[t.rung - 1]),
+        else ContinueFrom(trial_id=t.continues, budget=continued_budget(spec, t)),
     )
+
+
+def continued_budget(spec: SweepSpec, t: TrialRecord) -> float:
+    """The budget ``t`` continues from (its rung below's, ``bohb.promotion_resume``), 0.0 when it
+    trains from scratch: what its reservation and nominal cost leave out."""
+    return spec.budgets()[t.rung - 1] if t.continues is not None and t.rung > 0 else 0.0
 
 
 def parse_result(raw: bytes, trial_id: str) -> TrialResult | str:
