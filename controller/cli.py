@@ -1,4 +1,4 @@
-"""The ``kubohb`` command: run, validate, status (and report, when installed).
+"""The ``kubohb`` command: run, validate, estimate, status, logs (and report, when installed).
 
 Exit codes: 0 the sweep finished (BOHB ran out of work or max_iterations), 2 bad input (invalid
 sweep file, a store holding a different sweep of the same name), 3 stopped by a cap (max_trials,
@@ -231,10 +231,10 @@ def _watch(store: Store, sweep: str, spec: SweepSpec | None, every_s: float) -> 
                 return EXIT_OK
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def _open_sweep(args: argparse.Namespace) -> tuple[Store, str, SweepState] | int:
+    """The store, name and state of ``args.sweep_url`` (<root>/<sweep>), or the exit code after
+    printing why not."""
     from controller.sweep.journal import load_state
-    from controller.sweep.lookup import read_progress, read_spec
-    from controller.sweep.status import render, store_bytes, summarize
     from trainer.store import StoreError, open_store
 
     root, _, sweep = args.sweep_url.rstrip("/").rpartition("/")
@@ -256,6 +256,66 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"error: {args.sweep_url}: no state.json (not a sweep, or not started)", file=sys.stderr
         )
         return EXIT_BAD_INPUT
+    return store, sweep, state
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    """Print a trial's log: a failed attempt's output as the loop kept it (the newest, or
+    ``--attempt N``), else the trainer's own trainer.log."""
+    from controller.sweep.logs import attempt_log_key, saved_attempts, trainer_log_key
+    from trainer.store import NotFound, StoreError
+
+    opened = _open_sweep(args)
+    if isinstance(opened, int):
+        return opened
+    store, sweep, state = opened
+    trial = args.trial
+    if trial not in state.trials:
+        known = ", ".join(list(state.trials)[:5]) + (", ..." if len(state.trials) > 5 else "")
+        print(f"error: {args.sweep_url}: no trial {trial!r} (trials: {known})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        attempts = saved_attempts(store, sweep, trial)
+        if args.attempt is not None and args.attempt not in attempts:
+            have = ", ".join(map(str, attempts)) or "none"
+            print(
+                f"error: trial {trial}: no log kept for attempt {args.attempt} (logs are kept for "
+                f"failed attempts; kept: {have}; the trial has had "
+                f"{state.trials[trial].attempts} attempt(s))",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        attempt: int | None = args.attempt
+        if attempt is None and attempts:
+            attempt = attempts[-1]
+        key = (
+            trainer_log_key(sweep, trial)
+            if attempt is None
+            else attempt_log_key(sweep, trial, attempt)
+        )
+        data = store.get(key)
+    except NotFound:
+        print(f"error: trial {trial}: no log in the store yet ({store.url(key)})", file=sys.stderr)
+        return EXIT_ERROR
+    except StoreError as exc:
+        print(f"error: {args.sweep_url}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    which = "trainer.log" if attempt is None else f"attempt {attempt} (kept: {attempts})"
+    print(f"# {store.url(key)}: {which}", file=sys.stderr)
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from controller.sweep.lookup import read_progress, read_spec
+    from controller.sweep.status import render, store_bytes, summarize
+    from trainer.store import StoreError
+
+    opened = _open_sweep(args)
+    if isinstance(opened, int):
+        return opened
+    store, sweep, state = opened
     spec = read_spec(store, sweep)
     summary = summarize(state, spec=spec, progress=read_progress(store, state))
     if args.watch is not None and not args.json:
@@ -354,6 +414,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="redraw every SECONDS (default 5) until the sweep ends or Ctrl-C",
     )
     status.set_defaults(func=cmd_status)
+    logs = sub.add_parser(
+        "logs",
+        help="print a trial's log from the store: a failed attempt's output (kept by the "
+        "controller before its pod or process is gone), else the trainer's trainer.log",
+    )
+    logs.add_argument("sweep_url", metavar="SWEEP_URL", help="<store root>/<sweep>")
+    logs.add_argument("trial", metavar="TRIAL", help="the trial id (kubohb status shows them)")
+    logs.add_argument(
+        "--attempt", type=int, default=None, metavar="N", help="that attempt's kept log"
+    )
+    logs.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint URL")
+    logs.add_argument("--region", default=None)
+    logs.set_defaults(func=cmd_logs)
     if importlib.util.find_spec("controller.report.command") is not None:
         from controller.report.command import register
 

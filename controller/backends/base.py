@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trainer.contract import ExitCode
 
 __all__ = [
+    "LOG_TAIL_BYTES",
     "Backend",
     "Clock",
     "Ending",
@@ -35,6 +36,11 @@ __all__ = [
     "TrialState",
     "WallClock",
 ]
+
+
+# The most of a failed attempt's output the loop keeps (``Backend.log_tail``): a traceback and
+# the events before it, not a flood of output.
+LOG_TAIL_BYTES = 256 * 1024
 
 
 class Resources(BaseModel):
@@ -153,6 +159,13 @@ class Backend(Protocol):
 
     def clock(self) -> Clock | None:
         """The backend's own clock, for a backend that simulates time; None = the wall clock."""
+        return None
+
+    def log_tail(self, trial_id: str) -> bytes | None:
+        """The end (at most ``LOG_TAIL_BYTES``) of the output of the trial's last attempt, where
+        the backend holds it apart from the store and may lose it (Kubernetes: the pod's log,
+        gone with the pod). The loop calls it when an attempt failed, before anything deletes
+        the attempt, and keeps it in the trial's folder. None: nothing to read."""
         return None
 
     def milestone(self, reason: str, message: str, *, warning: bool = False) -> None:

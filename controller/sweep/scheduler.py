@@ -34,6 +34,7 @@ from controller.sweep.checkpoints import Checkpoints
 from controller.sweep.inbox import Inbox
 from controller.sweep.journal import Journal
 from controller.sweep.launcher import Launcher, this_attempt
+from controller.sweep.logs import keep_attempt_log
 from controller.sweep.outcomes import Outcomes
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import EXIT_BY_REASON, StopReason, SweepState, SweepStatus, TrialRecord
@@ -217,7 +218,10 @@ class Scheduler:
         result = self.inbox.read_result(t.trial_id, t.token)
         if result is not None:
             self.outcomes.finish(t, result, now, ts)
-        elif ts.phase == "exited" and ts.ending == Ending.DEADLINE and not timing.has_run(t):
+            return
+        if ts.phase == "exited" and ts.exit_code and ts.ending != Ending.CANCELLED:
+            self._keep_log(t)  # before a relaunch (or the cluster) deletes the attempt
+        if ts.phase == "exited" and ts.ending == Ending.DEADLINE and not timing.has_run(t):
             # a backstop (a Job's activeDeadlineSeconds) ended an attempt that never ran
             why = "never started before the backend's deadline (queued or pending)"
             self.outcomes.lost(t, why, now)
@@ -244,6 +248,7 @@ class Scheduler:
     def _check_clock(self, t: TrialRecord, now: datetime) -> None:
         """The loop's own time rules for an attempt the backend still holds."""
         if timing.overdue_s(t, now, DEADLINE_SLACK_S) > 0:
+            self._keep_log(t)  # a hung trainer: what it printed last, before the cancel
             self.backend.cancel(t.trial_id)
             self.outcomes.fail(t, f"deadline exceeded ({t.deadline_s:g} s); cancelled", now)
             return
@@ -253,6 +258,9 @@ class Scheduler:
             why = f"queued or pending for more than trials.queue_timeout_s ({limit:g} s)"
             self.outcomes.lost(t, why, now)
             self.backend.milestone("TrialQueuedTooLong", f"{t.trial_id}: {why}", warning=True)
+
+    def _keep_log(self, t: TrialRecord) -> None:
+        keep_attempt_log(self.store, self.backend, self.state.sweep, t.trial_id, t.attempts)
 
     def _wake_at(self) -> datetime | None:
         """The earliest moment a time rule of the loop could fire (for a virtual clock): an

@@ -293,7 +293,7 @@ def store_bytes(sizes: dict[str, int]) -> dict[str, int]:
         if "/journal/" in f"/{key}":
             kind = "journal"
         elif "/trials/" in f"/{key}":
-            kind = name if name in KINDS else "other"
+            kind = name if name in KINDS else "attempt logs" if "/logs/" in key else "other"
         else:
             kind = "other" if name not in ("state.json", "spec.yaml") else name
         kinds[kind] += size

@@ -8,11 +8,18 @@ import re
 import time
 from pathlib import Path
 
+import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.backends.local.logs import CappedLog
+from controller.sweep import runner
+from controller.sweep.journal import load_state
+from controller.sweep.logs import attempt_log_key, saved_attempts
+from controller.sweep.spec import parse_sweep
 from tests.controller.local_trials import launch, sh_backend, wait
+from tests.sweeps import kubohb, synthetic_sweep
+from trainer.store import open_store
 
 MARKER = re.compile(rb"\n?=== kubohb: (\d+) bytes of output dropped here [^\n]*\n")
 
@@ -105,3 +112,37 @@ def test_a_failing_store_is_logged_and_never_ends_the_trial(tmp_path: Path) -> N
     log = (folder / "trainer.log").read_text()
     assert "hello" in log and "attempt 1 ended: exit 4" in log
     assert "log upload to file://" in log and "failed" in log
+
+
+def test_a_failed_attempts_output_is_kept_per_attempt(tmp_path: Path) -> None:
+    """Through the sweep loop: a trainer that crashes, and one that hangs until its deadline,
+    each leave their attempts' output in the trial's folder (the store's trainer.log is the next
+    attempt's once it runs), and `kubohb logs` prints it."""
+    script = (
+        'case "$KUBOHB_TRIAL" in *it0-*) echo "hung at step 7"; sleep 60;; '
+        '*) echo "cuda error: an illegal memory access"; exit 1;; esac'
+    )
+    spec = synthetic_sweep(
+        tmp_path,
+        "lg",
+        budget={"min": 1, "max": 1},
+        stop={"max_iterations": 2},
+        trainer={"command": ["sh", "-c", script]},
+        trials={"max_attempts": 2, "startup_allowance_s": 1, "timeout_factor": 1},
+    )
+    text = yaml.safe_dump(spec)
+    outcome = runner.run_sweep(parse_sweep(text), text)
+    assert outcome.reason == "max_iterations"
+    store = open_store(spec["store"]["url"])
+    state = load_state(store, "lg")
+    assert state is not None and len(state.trials) == 2
+    for trial, record in state.trials.items():
+        words = b"hung at step 7" if "it0-" in trial else b"illegal memory access"
+        kept = saved_attempts(store, "lg", trial)
+        assert record.state == "FAILED"
+        assert kept == list(range(1, record.attempts + 1)), (trial, record.error)
+        for attempt in kept:
+            assert words in store.get(attempt_log_key("lg", trial, attempt))
+    hung = next(t for t in state.trials if "it0-" in t)
+    proc = kubohb("logs", spec["store"]["url"] + "/lg", hung)
+    assert proc.returncode == 0 and "hung at step 7" in proc.stdout, proc.stderr

@@ -129,6 +129,10 @@ def test_a_relaunch_kills_what_a_sigkilled_wrapper_left(tmp_path: Path) -> None:
     launch(backend, "t")
     folder = tmp_path / "local" / "sw" / "t"
     sleepers = _sleepers(tmp_path)
+    # the wrapper records its trainer after starting it: the sleepers may already run by then
+    end = time.monotonic() + 20
+    while not (folder / "trainer.json").exists() and time.monotonic() < end:
+        time.sleep(0.02)
     trainer = json.loads((folder / "trainer.json").read_text())["pid"]
     stale = {**sleepers, trainer: process_start_time(trainer)}
     os.kill(json.loads((folder / "proc.json").read_text())["pid"], signal.SIGKILL)

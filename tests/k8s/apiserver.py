@@ -30,7 +30,7 @@ from kmock._internal import enums, rendering
 from kmock._internal.k8s import KubernetesError, KubernetesScaffold
 from kubernetes import client
 
-from tests.k8s.objects import JOBS, ApiError, GoneError, ObjectStore
+from tests.k8s.objects import JOBS, PODS, ApiError, GoneError, ObjectStore
 
 K8S_VERSION = kubernetes_validate.latest_version()  # e.g. "1.37"
 logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # one line per request: too much
@@ -173,6 +173,13 @@ class ApiServer(KubernetesEmulator):
 
     async def _serve_fetch(self, request: rendering.Request) -> Any:
         try:
+            if request.subresource == "log" and _resource_key(request) == PODS:
+                return self.store.read_log(
+                    request.namespace or "",
+                    request.name or "",
+                    request.params.get("container"),
+                    dict(request.params),
+                )  # bytes: sent as they are (text/plain), as the real endpoint does
             return self.store.get(
                 _resource_key(request), request.namespace or "", request.name or ""
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from controller.backends.k8s.backend import KubernetesBackend
 from controller.backends.k8s.options import KubernetesOptions
 from tests.k8s.apiserver import RunningApiServer
 from tests.k8s.kubelet import FakeKubelet
+from tests.sweeps import synthetic_sweep
 from trainer.contract import FILE_TRIAL, TrialSpec
 from trainer.store import Store, open_store
 
@@ -98,3 +100,19 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0, what: str = "condi
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def k8s_sweep(tmp: Path, name: str, **over: Any) -> dict[str, Any]:
+    """``tests.sweeps.synthetic_sweep`` on the Kubernetes backend (namespace NAMESPACE) with the
+    synthetic trainer as the pods' command; ``over`` merges as there."""
+    spec = synthetic_sweep(
+        tmp, name, trainer={"image": "ghcr.io/kubohb/trainer:t", "command": SYNTHETIC}
+    )
+    spec["backend"] = {"type": "kubernetes", "kubernetes": {"namespace": NAMESPACE}}
+    spec["poll_interval_s"] = 0.1
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(spec.get(key), dict):
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec

@@ -18,6 +18,8 @@ Pods carry the times a real kubelet writes: `status.startTime` when the pod is a
 the image pull), the container's `state.running.startedAt` when it starts, and
 `state.terminated.startedAt` / `finishedAt` when it ends. A Job's `status.startTime` is set when
 the Job controller first syncs it unsuspended, and activeDeadlineSeconds counts from there.
+A process's stdout and stderr go to a file per container, served as `pods/{name}/log` until the
+pod is deleted.
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -86,6 +90,7 @@ class FakeKubelet:
         self.history: list[tuple[str, int, str]] = []  # (job name, attempt, outcome)
         self.failed: dict[str, int] = {}  # job uid -> counted failures
         self.processes = 0
+        self.log_dir = Path(tempfile.mkdtemp(prefix="fake-kubelet-logs-"))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
 
@@ -100,6 +105,7 @@ class FakeKubelet:
         self._thread.join(timeout=10)
         for attempt in self.attempts.values():
             self._kill(attempt)
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -227,7 +233,7 @@ class FakeKubelet:
     def _run(self, attempt: Attempt, job: dict[str, Any]) -> None:
         """The container starts: its process (for "run"), startedAt, the Job's ready count."""
         if attempt.action in ("run", "delayed"):
-            attempt.proc = self._spawn(job, attempt.namespace)
+            attempt.proc = self._spawn(job, attempt.namespace, attempt.pod)
         attempt.container_started = now_iso()
         self._pod_status(
             attempt,
@@ -242,7 +248,7 @@ class FakeKubelet:
             JOBS, attempt.namespace, attempt.job, lambda o: o["status"].update(ready=1)
         )
 
-    def _spawn(self, job: dict[str, Any], namespace: str) -> subprocess.Popen[bytes]:
+    def _spawn(self, job: dict[str, Any], namespace: str, pod: str) -> subprocess.Popen[bytes]:
         container = job["spec"]["template"]["spec"]["containers"][0]
         env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **self.env}
         for ref in container.get("envFrom") or []:
@@ -252,14 +258,19 @@ class FakeKubelet:
             )
         env.update({e["name"]: e["value"] for e in container.get("env") or []})
         self.processes += 1
-        return subprocess.Popen(
-            container["command"] + (container.get("args") or []),
-            env=env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        # the container's stdout and stderr, as the kubelet keeps them for `pods/{name}/log`
+        out = self.log_dir / f"{namespace}_{pod}_{container['name']}.log"
+        with self.store.cond:
+            self.store.pod_logs.setdefault((namespace, pod), {})[container["name"]] = out
+        with out.open("ab") as sink:
+            return subprocess.Popen(
+                container["command"] + (container.get("args") or []),
+                env=env,
+                cwd=REPO,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def _step(self, attempt: Attempt) -> None:
         age = time.monotonic() - attempt.started
@@ -285,7 +296,8 @@ class FakeKubelet:
             self._pod_exit(attempt, job, 137, {"DisruptionTarget"})
         elif attempt.proc is not None and attempt.proc.poll() is not None:
             job = self.store.get(JOBS, attempt.namespace, attempt.job)
-            self._pod_exit(attempt, job, attempt.proc.returncode, set())
+            code = attempt.proc.returncode  # killed by a signal: 128 + it, as a container runtime
+            self._pod_exit(attempt, job, code if code >= 0 else 128 - code, set())
 
     def _pod_exit(
         self, attempt: Attempt, job: dict[str, Any], code: int, conditions: set[str]

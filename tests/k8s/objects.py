@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 JOBS = "batch/v1/jobs"
@@ -144,6 +145,8 @@ class ObjectStore:
         self.deletes: list[tuple[Key, str]] = []  # (object, propagationPolicy)
         self.closing = False
         self.force_gone = 0  # fault injection: answer this many next watches with 410 Gone
+        # (namespace, pod) -> container -> the file its output goes to (the kubelet's log)
+        self.pod_logs: dict[tuple[str, str], dict[str, Path]] = {}
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
 
     # -- change notification --------------------------------------------------------------------
@@ -292,6 +295,32 @@ class ObjectStore:
                     if dep_key[1] == namespace and any(r.get("uid") == uid for r in refs):
                         self.delete(*dep_key, policy="Background")
             return copy.deepcopy(obj)
+
+    def read_log(
+        self, namespace: str, pod: str, container: str | None, params: dict[str, str]
+    ) -> bytes:
+        """GET pods/{pod}/log as the kubelet answers it: the container's output so far, its last
+        `tailLines` lines, then at most `limitBytes` of that; 400 for a container the pod does
+        not have, 404 for a pod that is gone."""
+        with self.cond:
+            obj = self.objects.get((PODS, namespace, pod))
+            logs = dict(self.pod_logs.get((namespace, pod), {}))
+        if obj is None:
+            raise ApiError(404, "NotFound", f'pods "{pod}" not found')
+        names = [c["name"] for c in obj["spec"].get("containers") or []]
+        name = container or (names[0] if len(names) == 1 else None)
+        if name is None or name not in names:
+            raise ApiError(
+                400, "BadRequest", f"container {name} is not valid for pod {pod}: one of {names}"
+            )
+        path = logs.get(name)
+        data = path.read_bytes() if path is not None and path.exists() else b""
+        if params.get("tailLines"):
+            lines = data.splitlines(keepends=True)
+            data = b"".join(lines[-int(params["tailLines"]) :]) if int(params["tailLines"]) else b""
+        if params.get("limitBytes"):
+            data = data[: int(params["limitBytes"])]
+        return data
 
     def events_since(
         self, rv: int, resource: str, namespace: str | None, selector: str | None

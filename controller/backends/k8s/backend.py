@@ -11,7 +11,8 @@ Without `api_client` it loads the in-cluster config, else the kubeconfig; the cl
 connection pool (a given one's too) is enlarged to `POOL_CONNECTIONS` when smaller. Environment
 read: KUBOHB_POD_NAME and KUBOHB_NAMESPACE (downward API, set by the chart) to find the controller's
 own Job, which becomes the ownerReference of every trial Job. API use (the chart's Role): jobs
-create/get/list/watch/delete, pods get/list, events create.
+create/get/list/watch/delete, pods get/list, pods/log get (a failed attempt's log, `log_tail`),
+events create.
 
 State comes from one watch on the sweep's Jobs (watch.py); `poll` reads that cache and costs no
 request, except a pod list for a Job pending longer than `pending_timeout_s` (at most one per
@@ -48,7 +49,15 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from controller import log
-from controller.backends.base import Backend, Ending, ExitCode, Launch, Resources, TrialState
+from controller.backends.base import (
+    LOG_TAIL_BYTES,
+    Backend,
+    Ending,
+    ExitCode,
+    Launch,
+    Resources,
+    TrialState,
+)
 from controller.backends.k8s.client import (
     KubernetesBackendError,
     RateLimiter,
@@ -59,7 +68,7 @@ from controller.backends.k8s.client import (
     read_json,
 )
 from controller.backends.k8s.jobs import build_job
-from controller.backends.k8s.names import LABEL_TRIAL, job_name, sweep_selector
+from controller.backends.k8s.names import CONTAINER, LABEL_TRIAL, job_name, sweep_selector
 from controller.backends.k8s.options import KubernetesOptions
 from controller.backends.k8s.status import is_finished, job_state, pod_problem
 from controller.backends.k8s.times import RunPeriods, job_end_time, latest_container_times
@@ -79,6 +88,8 @@ LAUNCH_CONCURRENCY = 16
 # HTTP connections kept to the API server: the launches, the watch's long-lived request, a poll's
 # pod list, a cancel's delete, an event.
 POOL_CONNECTIONS = LAUNCH_CONCURRENCY + 4
+# A failed attempt's log is read as its last lines (`tailLines`), then clipped to LOG_TAIL_BYTES
+LOG_TAIL_LINES = 2000
 _POD_BATCH = 50  # Jobs per pod list of a poll (`job-name in (...)`: a URL of about 3 kB)
 
 
@@ -482,6 +493,34 @@ class KubernetesBackend(Backend):
             if exc.status != 404:
                 raise self._api_error("delete", name, exc) from exc
         self.cache.forget(name)
+
+    def log_tail(self, trial_id: str) -> bytes | None:
+        """The end of the trainer container's log in the trial Job's newest pod (the one that
+        ran last), before a relaunch or the Job's TTL deletes the pod. Two requests: the pod
+        list and its log (`pods/log`). None when there is no pod or the API refuses (logged)."""
+        name = self._name(trial_id)
+        pods = self._pods(name)
+        if not pods:
+            return None
+        pod = max(pods, key=lambda p: (p.get("metadata") or {}).get("creationTimestamp") or "")
+        pod_name = pod["metadata"]["name"]
+        try:
+            response = self.core.read_namespaced_pod_log(
+                pod_name,
+                self.namespace,
+                container=CONTAINER,
+                tail_lines=LOG_TAIL_LINES,
+                limit_bytes=4 * LOG_TAIL_BYTES,  # a cap on the transfer, applied to the tail
+                _preload_content=False,
+                _request_timeout=30,
+            )
+            data = response.data
+            response.release_conn()
+        except ApiException as exc:
+            hint = "the Role must allow get on pods/log" if exc.status == 403 else None
+            log.event("k8s.log.unread", logging.WARNING, pod=pod_name, status=exc.status, hint=hint)
+            return None
+        return bytes(data[-LOG_TAIL_BYTES:])
 
     def milestone(self, reason: str, message: str, *, warning: bool = False) -> None:
         """An Event on the controller Job (`kubectl describe job <release>-kubohb-controller`),

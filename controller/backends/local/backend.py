@@ -25,11 +25,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from controller.backends.base import Backend, Ending, ExitCode, Launch, TrialState
+from controller.backends.base import (
+    LOG_TAIL_BYTES,
+    Backend,
+    Ending,
+    ExitCode,
+    Launch,
+    TrialState,
+)
 from controller.backends.local import tree
 from controller.backends.local.wrap import (
     DEFAULT_LOG_CAP,
     FILE_EXIT,
+    FILE_LOCAL_LOG,
     FILE_TRAINER,
     process_start_time,
 )
@@ -288,6 +296,16 @@ class LocalBackend(Backend):
             # the wrapper stops the trainer, uploads the log and writes exit.json
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc["pid"], signal.SIGTERM)
+
+    def log_tail(self, trial_id: str) -> bytes | None:
+        """The end of the last attempt's output in the run folder (the store's trainer.log is
+        the next attempt's once it runs)."""
+        try:
+            with (self._folder(trial_id) / FILE_LOCAL_LOG).open("rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - LOG_TAIL_BYTES))
+                return f.read()
+        except FileNotFoundError:
+            return None
 
     def adopt(self) -> set[str]:
         return {
