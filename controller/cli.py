@@ -1,4 +1,5 @@
-"""The ``kubohb`` command: run, validate, estimate, status, logs (and report, when installed).
+"""The ``kubohb`` command: run, validate, estimate, status, logs, submit (and report, when
+installed).
 
 Exit codes: 0 the sweep finished (BOHB ran out of work or max_iterations), 2 bad input (invalid
 sweep file, a store holding a different sweep of the same name), 3 stopped by a cap (max_trials,
@@ -427,6 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint URL")
     logs.add_argument("--region", default=None)
     logs.set_defaults(func=cmd_logs)
+    from controller.submit.command import register as register_submit
+
+    register_submit(sub)
     if importlib.util.find_spec("controller.report.command") is not None:
         from controller.report.command import register
 

@@ -16,13 +16,7 @@ from controller.sweep.identity import Change
 from controller.sweep.journal import Journal, journal_prefix, load
 from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import SpecError, SweepSpec, parse_sweep
-from controller.sweep.state import (
-    EXIT_BY_REASON,
-    EXIT_GOAL_NOT_MET,
-    FILE_SPEC,
-    SweepState,
-    utcnow,
-)
+from controller.sweep.state import FILE_SPEC, SweepState, exit_code, utcnow
 from controller.sweep.warmstart import load_prior
 from trainer.store import NotFound, Store, StoreError, open_store
 
@@ -257,7 +251,4 @@ def run_sweep(
         reason = scheduler.run()
     finally:
         backend.close()
-    code = EXIT_BY_REASON[reason]
-    if spec.stop.goal is not None and reason not in ("goal", "interrupted"):
-        code = EXIT_GOAL_NOT_MET  # ended, by whatever stop, without the objective it gates on
-    return Outcome(reason, code, state)
+    return Outcome(reason, exit_code(reason, spec.stop.goal is not None), state)

@@ -48,6 +48,13 @@ EXIT_BY_REASON: dict[str, int] = {
 EXIT_GOAL_NOT_MET = 4
 
 
+def exit_code(reason: str, has_goal: bool) -> int:
+    """`kubohb run`'s exit code for a sweep that stopped for ``reason``."""
+    if has_goal and reason not in ("goal", "interrupted"):
+        return EXIT_GOAL_NOT_MET  # ended, by whatever stop, without the objective it gates on
+    return EXIT_BY_REASON[reason]
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

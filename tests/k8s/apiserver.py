@@ -283,6 +283,9 @@ class RunningApiServer:
         async with ApiServer(store=self.store, validate=self.validate) as handler:
             handler.resources["batch/v1/jobs"] = {"kind": "Job", "namespaced": True}
             handler.resources["v1/pods"] = {"kind": "Pod", "namespaced": True}
+            handler.resources["v1/configmaps"] = {"kind": "ConfigMap", "namespaced": True}
+            handler.resources["v1/secrets"] = {"kind": "Secret", "namespaced": True}
+            handler.resources["v1/events"] = {"kind": "Event", "namespaced": True}
             async with Server(handler, host="127.0.0.1") as server:
                 self.handler = handler
                 self.port = server.port

@@ -30,6 +30,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.k8s.objects import JOBS, PODS, SECRETS, ApiError, ObjectStore, now_iso
+from tests.k8s.objects import CONFIGMAPS, JOBS, PODS, SECRETS, ApiError, ObjectStore, now_iso
 
 REPO = Path(__file__).resolve().parents[2]
 Script = Callable[[dict[str, Any], int], str]
@@ -58,6 +59,7 @@ class Attempt:
     proc: subprocess.Popen[bytes] | None = None
     done: bool = False
     container_started: str | None = None  # state.running.startedAt, once it runs
+    container: str = "trainer"  # the pod's (one) container's name
 
 
 def _policy_action(job: dict[str, Any], exit_code: int, conditions: set[str]) -> tuple[str, int]:
@@ -91,6 +93,7 @@ class FakeKubelet:
         self.failed: dict[str, int] = {}  # job uid -> counted failures
         self.processes = 0
         self.log_dir = Path(tempfile.mkdtemp(prefix="fake-kubelet-logs-"))
+        self.termination_logs: dict[str, Path] = {}  # pod -> its container's termination log
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
 
@@ -176,6 +179,7 @@ class FakeKubelet:
         self.store.create(PODS, ns, pod)
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
         attempt = Attempt(ns, name, uid, index, pod_name, action, deadline)
+        attempt.container = template["spec"]["containers"][0]["name"]
         self.attempts[uid] = attempt
 
         def running(obj: dict[str, Any]) -> None:
@@ -249,14 +253,40 @@ class FakeKubelet:
         )
 
     def _spawn(self, job: dict[str, Any], namespace: str, pod: str) -> subprocess.Popen[bytes]:
-        container = job["spec"]["template"]["spec"]["containers"][0]
-        env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), **self.env}
+        spec = job["spec"]["template"]["spec"]
+        container = spec["containers"][0]
+        # the image's entry points (`kubohb`) are this interpreter's venv's
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        env = {"PATH": path, "PYTHONPATH": str(REPO), **self.env}
         for ref in container.get("envFrom") or []:
             secret = self.store.get(SECRETS, namespace, ref["secretRef"]["name"])
             env.update(
                 {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
             )
-        env.update({e["name"]: e["value"] for e in container.get("env") or []})
+        fields = {"metadata.name": pod, "metadata.namespace": namespace}  # the downward API
+        for e in container.get("env") or []:
+            if "value" in e:
+                env[e["name"]] = e["value"]
+            elif "fieldRef" in (e.get("valueFrom") or {}):
+                env[e["name"]] = fields[e["valueFrom"]["fieldRef"]["fieldPath"]]
+        # a configMap volume is its keys as files; a path under its mount, and the termination
+        # log, point into this pod's own folder instead
+        folder = self.log_dir / f"{namespace}_{pod}"
+        folder.mkdir(exist_ok=True)
+        paths = {"/dev/termination-log": str(folder / "termination-log")}
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        for mount in container.get("volumeMounts") or []:
+            source = (volumes.get(mount["name"]) or {}).get("configMap")
+            if source is None:
+                continue
+            data = self.store.get(CONFIGMAPS, namespace, source["name"]).get("data") or {}
+            target = folder / mount["name"]
+            target.mkdir(exist_ok=True)
+            for item in source.get("items") or [{"key": k, "path": k} for k in data]:
+                (target / item["path"]).write_text(data[item["key"]])
+            paths[mount["mountPath"]] = str(target)
+        self.termination_logs[pod] = Path(paths["/dev/termination-log"])
+        args = [_remap(a, paths) for a in container.get("args") or []]
         self.processes += 1
         # the container's stdout and stderr, as the kubelet keeps them for `pods/{name}/log`
         out = self.log_dir / f"{namespace}_{pod}_{container['name']}.log"
@@ -264,7 +294,7 @@ class FakeKubelet:
             self.store.pod_logs.setdefault((namespace, pod), {})[container["name"]] = out
         with out.open("ab") as sink:
             return subprocess.Popen(
-                container["command"] + (container.get("args") or []),
+                container["command"] + args,
                 env=env,
                 cwd=REPO,
                 stdout=sink,
@@ -318,6 +348,7 @@ class FakeKubelet:
                             "exitCode": code,
                             "startedAt": attempt.container_started or now_iso(),
                             "finishedAt": now_iso(),
+                            **self._termination_message(attempt.pod),
                         }
                     }
                 ),
@@ -397,7 +428,16 @@ class FakeKubelet:
         with contextlib.suppress(ApiError):
             self.store.mutate(JOBS, attempt.namespace, attempt.job, finish)
 
+    def _termination_message(self, pod: str) -> dict[str, str]:
+        """terminated.message: what the container wrote to its termination log (4 KiB at most)."""
+        path = self.termination_logs.get(pod)
+        if path is None or not path.exists():
+            return {}
+        return {"message": path.read_text(errors="replace")[:4096]}
+
     def _pod_status(self, attempt: Attempt, status: dict[str, Any]) -> None:
+        for container in status.get("containerStatuses") or []:
+            container["name"] = attempt.container
         with contextlib.suppress(ApiError):
             self.store.mutate(
                 PODS, attempt.namespace, attempt.pod, lambda o: o.update(status=status)
@@ -412,8 +452,15 @@ class FakeKubelet:
         attempt.done = True
 
 
+def _remap(arg: str, paths: dict[str, str]) -> str:
+    for inside, outside in paths.items():
+        if arg == inside or arg.startswith(f"{inside}/"):
+            return outside + arg[len(inside) :]
+    return arg
+
+
 def _trainer_status(state: dict[str, Any], ready: bool = False) -> list[dict[str, Any]]:
-    """A pod's containerStatuses: its one container, "trainer", in ``state``."""
+    """A pod's containerStatuses: its one container in ``state`` (`_pod_status` names it)."""
     return [
         {
             "name": "trainer",

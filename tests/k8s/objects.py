@@ -29,6 +29,7 @@ JOBS = "batch/v1/jobs"
 PODS = "v1/pods"
 EVENTS = "v1/events"
 SECRETS = "v1/secrets"
+CONFIGMAPS = "v1/configmaps"
 
 Key = tuple[str, str, str]  # (resource, namespace, name)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,7 +38,8 @@ def load_api_client() -> tuple[client.ApiClient, str]:
     except config.ConfigException:
         pass
     try:
-        config.load_kube_config()
+        # KUBECONFIG as it is now: the client reads it once, when it is imported
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
     except (config.ConfigException, FileNotFoundError) as exc:
         raise KubernetesBackendError(
             "kubernetes backend: no in-cluster service account and no usable kubeconfig "
@@ -79,7 +81,7 @@ def default_namespace(explicit: str | None, env: Mapping[str, str], source: str)
         return _SA_NAMESPACE.read_text().strip()
     if source == "kubeconfig":
         try:
-            _, active = config.list_kube_config_contexts()
+            _, active = config.list_kube_config_contexts(os.environ.get("KUBECONFIG") or None)
             namespace = (active or {}).get("context", {}).get("namespace")
             if namespace:
                 return str(namespace)

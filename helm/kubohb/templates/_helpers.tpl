@@ -34,7 +34,9 @@ helm.sh/chart: {{ include "kubohb.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: kubohb
-kubohb.io/sweep: {{ .Values.sweep.name | quote }}
+{{- with .Values.sweep.name }}
+kubohb.io/sweep: {{ . | quote }}
+{{- end }}
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
@@ -78,7 +80,10 @@ identity. */}}
 values left empty that no default could fill, and value combinations that cannot run. Every
 message names the value and says what to do. */}}
 {{- define "kubohb.checks" -}}
-{{- if .Release.IsUpgrade }}
+{{- if not (has .Values.mode (list "sweep" "namespace")) }}
+{{- fail (printf "mode: %q is not one of sweep (a sweep: its controller Job and ConfigMap), namespace (what `kubohb submit` needs once per namespace: accounts, Role, store Secret)" .Values.mode) }}
+{{- end }}
+{{- if and .Release.IsUpgrade (eq .Values.mode "sweep") }}
 {{- fail (printf "helm upgrade is not supported: a release runs one sweep, and its controller Job cannot change in place. The sweep's state is in the store: `helm uninstall %s -n %s`, then `helm install %s <chart> -n %s` with the changed values and the same sweep.name (%s) resumes it from state.json. Stop caps, parallelism, timeouts and API tuning may change; what a trial's loss means (name, space, budget, bohb, trainer, data, and for a seconds budget the hardware) must stay the same (docs/sweep-spec.md, \"Resume\"; docs/kubernetes.md, \"Changing a running sweep\")" .Release.Name .Release.Namespace .Release.Name .Release.Namespace (.Values.sweep.name | default "unset")) }}
 {{- end }}
 {{- $trainer := default dict .Values.sweep.trainer }}
@@ -89,13 +94,13 @@ message names the value and says what to do. */}}
 {{- if not .Values.store.url }}
 {{- $missing = append $missing "store.url: the store root, e.g. s3://my-bucket/kubohb" }}
 {{- end }}
-{{- if not .Values.sweep.name }}
+{{- if and (eq .Values.mode "sweep") (not .Values.sweep.name) }}
 {{- $missing = append $missing "sweep.name: a DNS label naming this sweep, e.g. cifar10-bohb (a name already used in the store resumes that sweep)" }}
 {{- end }}
-{{- if not $trainer.image }}
+{{- if and (eq .Values.mode "sweep") (not $trainer.image) }}
 {{- $missing = append $missing "sweep.trainer.image: the trainer image you pushed (`make images`; none is published), e.g. registry.example.com/ml/kubohb-trainer:0.1.0" }}
 {{- end }}
-{{- if not $trainer.dataset }}
+{{- if and (eq .Values.mode "sweep") (not $trainer.dataset) }}
 {{- $missing = append $missing "sweep.trainer.dataset: fashion_mnist or cifar10 (with sweep.trainer.data.location or data.download: true), or synthetic" }}
 {{- end }}
 {{- with $missing }}
@@ -125,6 +130,20 @@ over anything given in `kubernetes`. */}}
 {{- fail (printf "kubernetes.%s: set by the chart (the release namespace and the store Secret); remove it" $field) }}
 {{- end }}
 {{- end }}
+{{- $store := include "kubohb.storeSection" . | fromYaml }}
+{{- $k8s := include "kubohb.kubernetesSection" . | fromYaml }}
+{{- $spec := deepCopy .Values.sweep }}
+{{- /* Map defaults are filled here, only when the user gave none: values.yaml holds none
+because Helm merges a user's map into the default map key by key. */}}
+{{- if not $spec.space }}{{- $_ := set $spec "space" (dict "builtin" "zela2018") }}{{- end }}
+{{- if not $spec.stop }}{{- $_ := set $spec "stop" (dict "max_iterations" 4) }}{{- end }}
+{{- $_ := set $spec "store" $store }}
+{{- $_ := set $spec "backend" (dict "type" "kubernetes" "kubernetes" $k8s) }}
+{{- toYaml $spec }}
+{{- end }}
+
+{{/* The sweep spec's `store` section, from the chart's store values. */}}
+{{- define "kubohb.storeSection" -}}
 {{- $secret := include "kubohb.storeSecretName" . }}
 {{- $store := dict "url" .Values.store.url }}
 {{- with .Values.store.endpointUrl }}{{- $_ := set $store "endpoint_url" . }}{{- end }}
@@ -134,20 +153,19 @@ over anything given in `kubernetes`. */}}
 {{- else }}
 {{- $_ := set $store "credentials" (dict "env" false) }}
 {{- end }}
+{{- toYaml $store }}
+{{- end }}
+
+{{/* The sweep spec's `backend.kubernetes` section: defaults (trial account, pull secrets), the
+chart's `kubernetes` values over them, and what the chart owns (namespace, store Secret) last. */}}
+{{- define "kubohb.kubernetesSection" -}}
+{{- $secret := include "kubohb.storeSecretName" . }}
 {{- $defaults := dict }}
 {{- with include "kubohb.trialServiceAccountName" . }}{{- $_ := set $defaults "service_account_name" . }}{{- end }}
 {{- with .Values.imagePullSecrets }}{{- $_ := set $defaults "image_pull_secrets" . }}{{- end }}
 {{- $owned := dict "namespace" .Release.Namespace }}
 {{- if $secret }}{{- $_ := set $owned "credentials_secret" $secret }}{{- end }}
-{{- $k8s := mergeOverwrite $defaults (deepCopy (default dict .Values.kubernetes)) $owned }}
-{{- $spec := deepCopy .Values.sweep }}
-{{- /* Map defaults are filled here, only when the user gave none: values.yaml holds none
-because Helm merges a user's map into the default map key by key. */}}
-{{- if not $spec.space }}{{- $_ := set $spec "space" (dict "builtin" "zela2018") }}{{- end }}
-{{- if not $spec.stop }}{{- $_ := set $spec "stop" (dict "max_iterations" 4) }}{{- end }}
-{{- $_ := set $spec "store" $store }}
-{{- $_ := set $spec "backend" (dict "type" "kubernetes" "kubernetes" $k8s) }}
-{{- toYaml $spec }}
+{{- toYaml (mergeOverwrite $defaults (deepCopy (default dict .Values.kubernetes)) $owned) }}
 {{- end }}
 
 {{/* Pod and container security contexts: the "restricted" Pod Security Standard. */}}
