@@ -102,8 +102,12 @@ def test_the_optimiser_imports_nothing_of_the_project() -> None:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("controller.backends", ("controller.sweep", "controller.report", "controller.cli")),
-        ("controller.sweep", ("controller.report", "controller.cli")),
+        (
+            "controller.backends",
+            ("controller.sweep", "controller.submit", "controller.report", "controller.cli"),
+        ),
+        ("controller.sweep", ("controller.submit", "controller.report", "controller.cli")),
+        ("controller.submit", ("controller.report", "controller.cli")),
         ("trainer", ("controller", "benchmarks")),
         ("trainer.store", ("trainer.train", "trainer.model", "trainer.run", "trainer.data")),
         ("trainer.contract", ("trainer.train", "trainer.model", "trainer.run", "trainer.data")),

@@ -32,6 +32,7 @@ from tests.deploy.conftest import (
     supported_kubernetes,
     validate_strictly,
 )
+from tests.deploy.test_chart import EXPECTED_GRANTS, _grants
 
 INSTALL = (
     "--set", "image.repository=registry.example.com/ml/kubohb-controller",
@@ -180,3 +181,16 @@ def test_the_install_owns_store_namespace_and_secret_the_file_may_repeat_its_sto
         "kubernetes": {"namespace": "ml", "backoff_limit": 9},
     }
     assert raw["name"] == "cifar" and "type" not in raw["backend"]  # the file is left as it was
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_the_namespace_install_lints_validates_and_grants_the_role(
+    helm: str, name: str, tmp_path: Path
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({**VALUE_SETS[name], "mode": "namespace"}))
+    lint = run_helm(helm, "lint", "--strict", str(CHART), *INSTALL, "-f", str(values))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    docs = _template(helm, "team", {**VALUE_SETS[name], "mode": "namespace"}, tmp_path)
+    assert [e for v in supported_kubernetes() for e in validate_strictly(docs, v)] == []
+    assert _grants(one(docs, "Role")) == EXPECTED_GRANTS  # what the submitted controllers use
