@@ -27,7 +27,7 @@ def test_one_seed_of_every_arm(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_one_seed_of_the_warm_start_benchmark() -> None:
-    runs = warm_seed((4, 0, 1))
+    runs = warm_seed((4, 0, 1, 2))
     (cold_regret, cold_first), (warm_regret, warm_first) = runs["cold"], runs["warm"]
     assert warm_first < cold_first  # the earlier sweep's results make a model sooner
     assert cold_regret >= 0 and warm_regret >= 0
