@@ -82,6 +82,12 @@ def register(sub: Any) -> None:
         metavar="S",
         help="appended to the sweep's name (<name>-<S>), e.g. $GITHUB_SHA: one sweep per commit",
     )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="submit the same sweep shrunk to two tiny trials under <name>-smoke (as `kubohb run "
+        "--smoke`): proves the images, store, credentials, RBAC and GPU requests on the cluster",
+    )
     p.add_argument("--wait", action="store_true", help="follow the sweep until it ends")
     p.add_argument(
         "--timeout",
@@ -115,6 +121,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         default_namespace,
         load_api_client,
     )
+    from controller.sweep.smoke import smoke
     from controller.sweep.spec import SpecError, parse_sweep
 
     try:
@@ -138,6 +145,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         spec_dict = submitted_spec(raw, settings, name)
         text = yaml.safe_dump(spec_dict, sort_keys=False)
         spec = parse_sweep(text, args.file)
+        if args.smoke:
+            spec, text = smoke(spec)
+            spec_dict = yaml.safe_load(text)
+            name = sweep_name(spec_dict, None)  # <name>-smoke must fit too
     except SpecError as exc:
         print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
         for line in exc.errors:

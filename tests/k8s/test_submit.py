@@ -116,6 +116,19 @@ def test_submit_waits_and_exits_with_the_sweeps_code(
 
 
 @pytest.mark.slow
+def test_a_smoke_submit_runs_two_tiny_trials_under_its_own_name(cluster: dict[str, Any]) -> None:
+    path = sweep_file(cluster["tmp"], "big", max_gpu_hours=100)
+    assert submit(path, "--smoke", "--name-suffix", "pr7") == 0
+    state = load_state(open_store(cluster["store_url"]), "big-pr7-smoke")
+    assert state is not None and state.stop_reason == "max_iterations"
+    assert len(state.trials) == 2 and {t.budget for t in state.trials.values()} == {20.0}
+    assert (
+        load_state(open_store(cluster["store_url"]), "big-pr7") is None
+    )  # the real one: untouched
+    cluster["server"].store.get(JOBS, NAMESPACE, job_name("big-pr7-smoke"))
+
+
+@pytest.mark.slow
 def test_a_failed_controller_is_replaced_and_the_sweep_resumes(cluster: dict[str, Any]) -> None:
     server, tmp = cluster["server"], cluster["tmp"]
     path = sweep_file(tmp, "again")
