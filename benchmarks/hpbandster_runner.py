@@ -48,6 +48,15 @@ def config_space(parameters: list[dict[str, Any]], seed: int) -> CS.Configuratio
         else:
             hp = CS.CategoricalHyperparameter(p["name"], p["choices"])
         cs.add_hyperparameter(hp)
+    for p in parameters:  # active_if: an AND of "parent in values" conditions
+        conditions = [
+            CS.InCondition(cs.get_hyperparameter(p["name"]), cs.get_hyperparameter(parent), values)
+            for parent, values in (p.get("active_if") or {}).items()
+        ]
+        if len(conditions) == 1:
+            cs.add_condition(conditions[0])
+        elif conditions:
+            cs.add_condition(CS.AndConjunction(*conditions))
     return cs
 
 

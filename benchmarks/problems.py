@@ -113,6 +113,87 @@ class MFHartmann6:
         return self._h(x, _H6_ALPHA) - _H6_MIN
 
 
+@dataclass(frozen=True)
+class ConditionalNAS:
+    """A conditional, mixed space shaped like a NAS space, with a learning-curve objective.
+
+    11 parameters, 5 of them active only for some parent values: the optimiser (0 = SGD with
+    ``momentum``, 1 = Adam with ``beta1``), a log learning rate whose best value depends on it,
+    1-3 stages with one log width each (``width_2`` for 2 and 3 stages, ``width_3`` for 3), a
+    block type (0 basic, 1 bottleneck, 2 shake, with ``shake_ratio``) and dropout. The final
+    error (noise-free, in about [0.05, 1]) is a sum of bowls; the best config is SGD, lr 0.1,
+    momentum 0.9, 3 stages of width 128, shake blocks at ratio 0.7, dropout 0.3. At budget b (1
+    to 27 "epochs") the loss is final + (0.9 - final) exp(-b / tau) + N(0, 0.02 / sqrt b), with
+    tau growing with the network's capacity and 1.5x for SGD: big SGD networks look worst at
+    small budgets and are best at the full one, so the low-budget ranking partly misleads.
+    Regret: the final error minus the best config's."""
+
+    min_budget: float = 1.0
+    max_budget: float = 27.0
+    name: str = "conditional_nas"
+
+    @property
+    def parameters(self) -> list[dict[str, Any]]:
+        width = {"type": "int", "low": 8, "high": 128, "log": True}
+        return [
+            {"name": "optimizer", "type": "categorical", "choices": [0, 1]},
+            {"name": "lr", "type": "float", "low": 1e-4, "high": 1.0, "log": True},
+            {"name": "momentum", "type": "float", "low": 0.0, "high": 0.99,
+             "active_if": {"optimizer": [0]}},
+            {"name": "beta1", "type": "float", "low": 0.5, "high": 0.999,
+             "active_if": {"optimizer": [1]}},
+            {"name": "n_stages", "type": "int", "low": 1, "high": 3},
+            {"name": "width_1", **width},
+            {"name": "width_2", **width, "active_if": {"n_stages": [2, 3]}},
+            {"name": "width_3", **width, "active_if": {"n_stages": [3]}},
+            {"name": "block", "type": "categorical", "choices": [0, 1, 2]},
+            {"name": "shake_ratio", "type": "float", "low": 0.0, "high": 1.0,
+             "active_if": {"block": [2]}},
+            {"name": "dropout", "type": "float", "low": 0.0, "high": 0.8},
+        ]  # fmt: skip
+
+    @staticmethod
+    def _capacity(config: dict[str, Any]) -> float:
+        """Mean over the 3 possible stages of log2(width / 8) / 4 (absent: 0), in [0, 1]."""
+        widths = [config.get(f"width_{i}") for i in (1, 2, 3)]
+        return sum(math.log2(float(w) / 8) / 4 for w in widths if w is not None) / 3
+
+    def final(self, config: dict[str, Any]) -> float:
+        sgd = int(config["optimizer"]) == 0
+        best_lr = 0.1 if sgd else 1e-3
+        t_lr = min(1.0, ((math.log10(float(config["lr"])) - math.log10(best_lr)) / 1.5) ** 2)
+        if sgd:
+            t_opt = min(1.0, ((float(config["momentum"]) - 0.9) / 0.5) ** 2)
+        else:
+            t_opt = 0.1 + min(1.0, ((float(config["beta1"]) - 0.9) / 0.3) ** 2)
+        cap = self._capacity(config)
+        block = int(config["block"])
+        t_block = (
+            0.15
+            if block == 0
+            else 0.06
+            if block == 1
+            else 0.2 * (float(config["shake_ratio"]) - 0.7) ** 2
+        )
+        t_drop = (float(config["dropout"]) - 0.3 * cap) ** 2
+        return 0.05 + 0.3 * t_lr + 0.1 * t_opt + 0.35 * (1 - cap) ** 2 + t_block + 0.1 * t_drop
+
+    def loss(self, config: dict[str, Any], budget: float, rng: np.random.Generator) -> float:
+        final = self.final(config)
+        tau = (2.0 + 6.0 * self._capacity(config)) * (1.5 if int(config["optimizer"]) == 0 else 1.0)
+        curve = final + (0.9 - final) * math.exp(-budget / tau)
+        return curve + float(rng.standard_normal()) * 0.02 / math.sqrt(budget)
+
+    def regret(self, config: dict[str, Any]) -> float:
+        return self.final(config) - self.final(_NAS_BEST)
+
+
+_NAS_BEST = {
+    "optimizer": 0, "lr": 0.1, "momentum": 0.9, "n_stages": 3, "width_1": 128, "width_2": 128,
+    "width_3": 128, "block": 2, "shake_ratio": 0.7, "dropout": 0.3,
+}  # fmt: skip
+
+
 def noise_rng(seed: int, config: dict[str, Any], budget: float) -> np.random.Generator:
     """The noise generator of one evaluation, a pure function of (seed, config, budget).
 
@@ -131,7 +212,7 @@ def evaluate(problem: Any, config: dict[str, Any], budget: float, seed: int) -> 
 
 
 PROBLEMS: dict[str, Any] = {
-    p.name: p for p in (CountingOnes(4, 4), CountingOnes(8, 8), MFHartmann6())
+    p.name: p for p in (CountingOnes(4, 4), CountingOnes(8, 8), MFHartmann6(), ConditionalNAS())
 }
 
 

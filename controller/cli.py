@@ -37,9 +37,7 @@ def _print_spec_errors(exc: Exception) -> None:
     from controller.sweep.spec import SpecError
 
     if isinstance(exc, SpecError):
-        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
+        print(exc.report(), file=sys.stderr)
     else:
         print(f"error: {exc}", file=sys.stderr)
 

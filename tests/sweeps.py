@@ -44,6 +44,12 @@ def synthetic_sweep(tmp: Path, name: str = "syn", **over: Any) -> dict[str, Any]
         "store": {"url": str(tmp / "store")},
         "backend": {"type": "local", "local": {"run_dir": str(tmp / "local"), "cancel_grace_s": 1}},
     }
+    return merged(spec, over)
+
+
+def merged(spec: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with ``over``: a dict given for a key that holds a dict is merged into it (one
+    level); other values replace."""
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(spec.get(key), dict):
             spec[key] = {**spec[key], **value}

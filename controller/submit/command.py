@@ -150,9 +150,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
             spec_dict = yaml.safe_load(text)
             name = sweep_name(spec_dict, None)  # <name>-smoke must fit too
     except SpecError as exc:
-        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
+        print(exc.report(), file=sys.stderr)
         return EXIT_BAD_INPUT
     except SubmitError as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)

@@ -48,6 +48,12 @@ class SpecError(ValueError):
         self.errors = errors
         super().__init__(f"{source}: " + "; ".join(errors))
 
+    def report(self) -> str:
+        """What the CLI prints: a count, then one indented line per error."""
+        return "\n".join(
+            [f"{self.source}: {len(self.errors)} error(s)"] + [f"  {e}" for e in self.errors]
+        )
+
 
 # Bounds that keep every number of a spec usable: the loop adds these times to datetimes (1e308 s
 # overflowed, far from the file), and no trial's clock needs more than a year; more budgets than

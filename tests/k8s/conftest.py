@@ -15,7 +15,7 @@ from controller.backends.k8s.backend import KubernetesBackend
 from controller.backends.k8s.options import KubernetesOptions
 from tests.k8s.apiserver import RunningApiServer
 from tests.k8s.kubelet import FakeKubelet
-from tests.sweeps import synthetic_sweep
+from tests.sweeps import merged, synthetic_sweep
 from trainer.contract import FILE_TRIAL, TrialSpec
 from trainer.store import Store, open_store
 
@@ -110,9 +110,4 @@ def k8s_sweep(tmp: Path, name: str, **over: Any) -> dict[str, Any]:
     )
     spec["backend"] = {"type": "kubernetes", "kubernetes": {"namespace": NAMESPACE}}
     spec["poll_interval_s"] = 0.1
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(spec.get(key), dict):
-            spec[key] = {**spec[key], **value}
-        else:
-            spec[key] = value
-    return spec
+    return merged(spec, over)

@@ -7,14 +7,16 @@ from __future__ import annotations
 import base64
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from tests.deploy.conftest import CHART, helm_binary
 from tests.k8s.apiserver import RunningApiServer
-from tests.k8s.conftest import NAMESPACE
+from tests.k8s.conftest import NAMESPACE, SYNTHETIC
 from tests.k8s.objects import CONFIGMAPS, SECRETS
+from tests.sweeps import SPACE
 
 
 def write_kubeconfig(path: Path, server: str) -> Path:
@@ -61,3 +63,24 @@ def install_namespace(server: RunningApiServer, store_url: str, *sets: str) -> N
                 text = doc.pop("stringData")
                 doc["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in text.items()}
             server.store.create(plural[doc["kind"]], NAMESPACE, doc)
+
+
+def submitted_sweep(name: str, seed: int, **stop: Any) -> dict[str, Any]:
+    """A tiny synthetic sweep file as a pipeline submits it: no store or backend (the
+    namespace install's), budgets 1 and 3 s, one bracket (4 trials) unless ``stop`` says more."""
+    return {
+        "name": name,
+        "space": {"parameters": SPACE},
+        "budget": {"unit": "seconds", "min": 1, "max": 3, "eta": 3},
+        "bohb": {"seed": seed},
+        "stop": {"max_iterations": 1, **stop},
+        "parallelism": 3,
+        "poll_interval_s": 0.2,
+        "trainer": {
+            "image": "registry.example.com/ml/kubohb-trainer:0.1.0",
+            "command": SYNTHETIC,
+            "dataset": "synthetic",
+            "env": {"KUBOHB_MAX_BUDGET": "3"},
+            "resources": {"cpu": "1", "memory": "1Gi"},
+        },
+    }

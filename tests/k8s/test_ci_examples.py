@@ -13,18 +13,17 @@ import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from tests.k8s.apiserver import RunningApiServer
-from tests.k8s.conftest import NAMESPACE, SYNTHETIC
+from tests.k8s.conftest import NAMESPACE
 from tests.k8s.kubelet import FakeKubelet
-from tests.k8s.namespace import install_namespace, write_kubeconfig
+from tests.k8s.namespace import install_namespace, submitted_sweep, write_kubeconfig
 from tests.k8s.objects import JOBS
 from tests.servers import S3Endpoint
-from tests.sweeps import REPO, SPACE
+from tests.sweeps import REPO
 
 pytestmark = pytest.mark.slow
 EXAMPLES = REPO / "docs" / "examples" / "ci"
@@ -47,7 +46,9 @@ def ci(tmp_path: Path, s3_server: S3Endpoint) -> Iterator[dict[str, str]]:
             f"store.credentials.secretAccessKey={s3_server.secret_key}",
         )
         (tmp_path / "sweeps").mkdir()
-        (tmp_path / "sweeps" / "cifar.yaml").write_text(yaml.safe_dump(_sweep()))
+        (tmp_path / "sweeps" / "cifar.yaml").write_text(
+            yaml.safe_dump(submitted_sweep("cifar", 11))
+        )
         pods = {"AWS_EC2_METADATA_DISABLED": "true", "KUBECONFIG": str(kubeconfig)}
         with FakeKubelet(server.store, env=pods):
             path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -68,25 +69,6 @@ def ci(tmp_path: Path, s3_server: S3Endpoint) -> Iterator[dict[str, str]]:
         ]  # fmt: skip
         assert len(controllers) == 1  # one sweep, submitted once
         assert controllers[0]["status"]["conditions"][-1]["type"] == "Complete"
-
-
-def _sweep() -> dict[str, Any]:
-    return {
-        "name": "cifar",
-        "space": {"parameters": SPACE},
-        "budget": {"unit": "seconds", "min": 1, "max": 3, "eta": 3},
-        "bohb": {"seed": 11},
-        "stop": {"max_iterations": 1},
-        "parallelism": 3,
-        "poll_interval_s": 0.2,
-        "trainer": {
-            "image": "registry.example.com/ml/kubohb-trainer:0.1.0",
-            "command": SYNTHETIC,
-            "dataset": "synthetic",
-            "env": {"KUBOHB_MAX_BUDGET": "3"},
-            "resources": {"cpu": "1", "memory": "1Gi"},
-        },
-    }
 
 
 def _bash(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

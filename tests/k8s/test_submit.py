@@ -21,11 +21,10 @@ from controller.submit.command import parse_duration
 from controller.submit.objects import job_name
 from controller.sweep.journal import load_state
 from tests.k8s.apiserver import RunningApiServer
-from tests.k8s.conftest import NAMESPACE, SYNTHETIC, wait_for
+from tests.k8s.conftest import NAMESPACE, wait_for
 from tests.k8s.kubelet import FakeKubelet
-from tests.k8s.namespace import install_namespace, write_kubeconfig
+from tests.k8s.namespace import install_namespace, submitted_sweep, write_kubeconfig
 from tests.k8s.objects import CONFIGMAPS, JOBS
-from tests.sweeps import SPACE
 from trainer.store import open_store
 
 
@@ -45,23 +44,8 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[st
 
 
 def sweep_file(tmp: Path, name: str, **stop: Any) -> Path:
-    spec = {
-        "name": name,
-        "space": {"parameters": SPACE},
-        "budget": {"unit": "seconds", "min": 1, "max": 3, "eta": 3},
-        "bohb": {"seed": 5},
-        "stop": {"max_iterations": 1, **stop},
-        "parallelism": 3,
-        "poll_interval_s": 0.2,
-        "trainer": {
-            "image": "registry.example.com/ml/kubohb-trainer:0.1.0",
-            "command": SYNTHETIC,
-            "dataset": "synthetic",
-            "env": {"KUBOHB_MAX_BUDGET": "3"},
-            "resources": {"cpu": "1", "memory": "1Gi"},
-        },
-        "backend": {"type": "kubernetes", "kubernetes": {"poll_interval_s": 1}},
-    }
+    spec = submitted_sweep(name, 5, **stop)
+    spec["backend"] = {"type": "kubernetes", "kubernetes": {"poll_interval_s": 1}}  # merged in
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
