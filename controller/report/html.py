@@ -14,7 +14,7 @@ from controller.report import fanova
 from controller.report.correlation import NOT_ENOUGH
 from controller.report.fanova import BudgetImportance
 from controller.report.incumbent import RankedConfig, proposed
-from controller.report.summary import Analysis, ReportSummary
+from controller.report.summary import Analysis, ReportSummary, proposals_line
 
 _CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
@@ -66,6 +66,8 @@ def _header(s: ReportSummary) -> str:
         ("GPU-hours (controller)", _num(s.gpu_hours)),
         ("cost (controller)", _num(s.cost)),
     ]
+    if s.proposals:
+        facts.append(("model-based proposals per bracket", escape(proposals_line(s))))
     if s.stop_reason:
         facts.append(("stop reason", escape(s.stop_reason)))
     facts.append(("generated", escape(s.generated_at.isoformat(timespec="seconds"))))

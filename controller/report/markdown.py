@@ -106,6 +106,16 @@ def render_markdown(s: ReportSummary, html_page: str | None = None) -> str:
             ],
         ),
     ]
+    if s.proposals:
+        rows = [
+            [str(b.iteration), str(b.configs), str(b.model_based), str(b.random)]
+            + ([str(b.unknown)] if any(x.unknown for x in s.proposals) else [])
+            for b in s.proposals
+        ]
+        header = ["bracket", "configurations", "model-based", "random"]
+        if any(b.unknown for b in s.proposals):
+            header.append("unknown")
+        parts += ["### Proposals per bracket", table(header, rows)]
     if s.top:
         parts += [f"### Top {min(TOP, len(s.top))} configurations", _top(s)]
     if s.notes:

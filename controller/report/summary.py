@@ -90,6 +90,46 @@ class ImportanceSummary(BaseModel):
     pairwise: list[PairImportance]
 
 
+class BracketProposals(BaseModel):
+    """How the configurations of one bracket (Hyperband iteration) were proposed."""
+
+    iteration: int
+    configs: int  # new configurations the bracket started
+    model_based: int  # proposed by BOHB's model
+    random: int  # sampled from the prior
+    unknown: int = 0  # no controller record of how (a sweep from another tool)
+
+
+def proposals_by_bracket(data: SweepData) -> list[BracketProposals]:
+    """Per bracket: its configurations and how many the model proposed (from state.json's
+    records; a config's trials share its proposal)."""
+    records = data.state.trials if data.state else {}
+    seen: dict[int, dict[str, bool | None]] = {}
+    for t in data.trials:
+        if t.iteration is None:
+            continue
+        meta = records.get(t.trial_id)
+        how = meta.model_based if meta is not None else None
+        configs = seen.setdefault(t.iteration, {})
+        if configs.get(t.config_id) is None:
+            configs[t.config_id] = how
+    return [
+        BracketProposals(
+            iteration=it,
+            configs=len(c),
+            model_based=sum(v is True for v in c.values()),
+            random=sum(v is False for v in c.values()),
+            unknown=sum(v is None for v in c.values()),
+        )
+        for it, c in sorted(seen.items())
+    ]
+
+
+def proposals_line(s: ReportSummary) -> str:
+    """``bracket 0: 0 of 9, bracket 1: 2 of 3``: the model's share of each bracket's configs."""
+    return ", ".join(f"bracket {b.iteration}: {b.model_based} of {b.configs}" for b in s.proposals)
+
+
 class ReportSummary(BaseModel):
     """What ``kubohb report --json`` prints; budgets as JSON object keys are strings."""
 
@@ -112,6 +152,7 @@ class ReportSummary(BaseModel):
     # per analysis that has nothing to show yet: the data it is waiting for
     waiting: dict[str, str] = {}
     gates: list[GateResult] = []  # --fail-if-*, in the order given; filled in by build
+    proposals: list[BracketProposals] = []  # per bracket: model-based and random configs
 
     @field_serializer("incumbent", mode="wrap")
     def _incumbent_without_rank(
@@ -161,6 +202,7 @@ def summarise(a: Analysis, top_k: int = 10) -> ReportSummary:
         stop_reason=state.stop_reason if state else None,
         notes=a.data.notes,
         waiting=waiting_for(a),
+        proposals=proposals_by_bracket(a.data),
     )
 
 

@@ -36,13 +36,14 @@ def test_a_fixed_name_that_is_also_searched_is_refused_naming_it(tmp_path: Path)
         parse_sweep(yaml.safe_dump(nested))
 
 
-def test_the_demo_keeps_its_constants_out_of_the_model() -> None:
+def test_the_demo_keeps_its_constants_out_of_the_model_and_gives_bohb_a_model() -> None:
     demo = parse_sweep((REPO / "docs" / "examples" / "demo.yaml").read_text())
     space = demo.space.build()
     assert not any(p.type == "categorical" and len(p.choices) == 1 for p in space.parameters)
-    assert demo.space.fixed == {
-        "nr_residual_blocks_3": 1,
-        "batch_size": 64,
-        "alpha": 0.0,
-        "length": 0,
-    }
+    assert set(demo.space.fixed) & set(space.names) == set()
+    assert {"batch_size", "alpha", "length", "momentum"} <= set(demo.space.fixed)
+    # the first bracket's smallest-budget results (eta ** s_max of them) are enough for a model
+    # (2 (d + 1), HpBandSter's rule), so the second bracket is proposed by it
+    first_bracket = demo.budget.eta ** (len(demo.budgets()) - 1)
+    assert first_bracket >= 2 * (space.dim + 1)
+    assert demo.stop.max_iterations is not None and demo.stop.max_iterations >= 2

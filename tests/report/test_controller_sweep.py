@@ -50,6 +50,17 @@ def test_report_of_a_real_controller_sweep(tmp_path: Path) -> None:
     assert s["incumbent"]["loss"] == state["incumbent"]["loss"]
     assert s["gpu_hours"] == pytest.approx(state["gpu_seconds"] / 3600)
     assert s["stop_reason"] == state["stop_reason"]
+    # per bracket, the configs and how many the model proposed, as the controller recorded them
+    configs = {tid.rsplit("-r", 1)[0]: t["model_based"] for tid, t in state["trials"].items()}
+    assert s["proposals"] == [
+        {
+            "iteration": 0,
+            "configs": len(configs) == 9 and 9,
+            "model_based": sum(configs.values()),
+            "random": 9 - sum(configs.values()),
+            "unknown": 0,
+        }
+    ]
     # each top config marked as the controller's records say BOHB proposed it
     for c in s["top"]:
         trial = state["trials"][c["trial_id"]]

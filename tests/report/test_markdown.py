@@ -111,9 +111,14 @@ def test_summary_of_the_demo_sweep(tmp_path: Path, capsys: pytest.CaptureFixture
         ["budget (epochs)", "best loss", "config", "ok", "failed", "running"],
         ["state", "trials"],
         ["what", "value"],
+        ["bracket", "configurations", "model-based", "random"],
         TOP_HEADER,
     ]
     by_header = {tuple(h): rows for h, rows in tables}
+    # the demo's state: bracket 0 all random, every second config of later brackets the model's
+    brackets = by_header[("bracket", "configurations", "model-based", "random")]
+    assert [r[0] for r in brackets] == ["0", "1"] and brackets[0][2] == "0"
+    assert all(int(r[2]) + int(r[3]) == int(r[1]) for r in brackets) and int(brackets[1][2]) > 0
     per_budget = by_header[("budget (epochs)", "best loss", "config", "ok", "failed", "running")]
     assert [float(r[0]) for r in per_budget] == sorted(best)
     assert [r[1] for r in per_budget] == [f"{best[b]:.4g}" for b in sorted(best)]
