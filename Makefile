@@ -45,7 +45,7 @@ chaos: install
 	KUBOHB_CHAOS=1 $(BIN)/python -m pytest -p no:cacheprovider -q tests/chaos \
 	  tests/controller/test_sweep_fuzz.py
 
-bench: install hpbandster-venv
+bench: install hpbandster-venv peers-venv
 	$(BIN)/python -m benchmarks
 
 # HpBandSter 0.7.4, the reference BOHB that benchmarks/optimizers.py measures kubohb against. It
@@ -59,6 +59,17 @@ $(HPB_VENV)/.installed:
 	$(HPB_VENV)/bin/python -m pip install --quiet 'hpbandster==0.7.4' 'ConfigSpace==0.6.1' \
 	  'numpy<2' 'pandas<3' 'scipy<1.14' 'statsmodels==0.14.4' 'netifaces==0.11.0' \
 	  'Pyro4==4.82' 'serpent==1.41'
+	touch $@
+
+# The suite's other peers (benchmarks/suite.py): Optuna and DEHB, in a venv of their own so that
+# the product's venv never holds them.
+PEERS_VENV := .venv-peers
+.PHONY: peers-venv
+peers-venv: $(PEERS_VENV)/.installed
+
+$(PEERS_VENV)/.installed:
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install --quiet 'optuna==5.0.0' 'dehb==0.1.2'
 	touch $@
 
 # A real BOHB sweep on this machine: local backend, ./runs, Fashion-MNIST (docs/examples/demo.yaml).

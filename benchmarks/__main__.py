@@ -7,6 +7,7 @@ import sys
 
 ALL = [
     "optimizers",
+    "suite",
     "trainer",
     "controller",
     "k8s_backend",

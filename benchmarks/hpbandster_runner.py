@@ -27,37 +27,10 @@ from hpbandster.optimizers.config_generators.bohb import BOHB as BOHBGenerator  
 from hpbandster.optimizers.iterations import SuccessiveHalving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.configspace_of import config_space
 from benchmarks.problems import PROBLEMS, evaluate, zela_timing_loss
 
 logging.getLogger("hpbandster").setLevel(logging.ERROR)
-
-
-def config_space(parameters: list[dict[str, Any]], seed: int) -> CS.ConfigurationSpace:
-    # ConfigSpace's prior sampler gets its own seed, derived from the run seed: seeding it with the
-    # run seed itself would make its MT19937 stream a copy of the global ``np.random`` stream
-    # (HpBandSter's coin, candidate and truncnorm draws), coupling the two. kubohb draws all of
-    # this from one generator, so neither arm has correlated streams.
-    cs_seed = int(np.random.SeedSequence([seed, 2]).generate_state(1)[0])
-    cs = CS.ConfigurationSpace(seed=cs_seed)
-    for p in parameters:
-        log = bool(p.get("log", False))
-        if p["type"] == "float":
-            hp = CS.UniformFloatHyperparameter(p["name"], p["low"], p["high"], log=log)
-        elif p["type"] == "int":
-            hp = CS.UniformIntegerHyperparameter(p["name"], p["low"], p["high"], log=log)
-        else:
-            hp = CS.CategoricalHyperparameter(p["name"], p["choices"])
-        cs.add_hyperparameter(hp)
-    for p in parameters:  # active_if: an AND of "parent in values" conditions
-        conditions = [
-            CS.InCondition(cs.get_hyperparameter(p["name"]), cs.get_hyperparameter(parent), values)
-            for parent, values in (p.get("active_if") or {}).items()
-        ]
-        if len(conditions) == 1:
-            cs.add_condition(conditions[0])
-        elif conditions:
-            cs.add_condition(CS.AndConjunction(*conditions))
-    return cs
 
 
 def _generator(cs: CS.ConfigurationSpace) -> BOHBGenerator:

@@ -41,6 +41,8 @@ from benchmarks.problems import PROBLEMS, evaluate, zela_timing_loss
 ROOT = Path(__file__).resolve().parents[1]
 HPB_PYTHON = ROOT / ".venv-hpbandster" / "bin" / "python"
 METHODS = ("kubohb", "kubohb_faithful", "hpbandster", "hyperband", "random")
+# The problems this benchmark runs by default (benchmarks/suite.py runs the others, with peers)
+DEFAULT = ("counting_ones_4+4", "counting_ones_8+8", "mf_hartmann_6", "conditional_nas")
 BLOCK = 20  # the seed count: also shown per block of this many seeds, to show the spread
 BEAT_HYPERBAND_ON = "counting_ones_8+8"  # the "better than Hyperband" problem
 # One core per optimiser process: the acceptance figure is "on one core", and it keeps the
@@ -189,7 +191,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+seeds-1")
     parser.add_argument("--iterations", type=int, default=10, help="SH brackets per run")
-    parser.add_argument("--problems", nargs="*", default=list(PROBLEMS), choices=list(PROBLEMS))
+    parser.add_argument(
+        "--problems",
+        nargs="*",
+        default=[p for p in PROBLEMS if p in DEFAULT],
+        choices=list(PROBLEMS),
+    )
     parser.add_argument("--jobs", type=int, default=2, help="optimiser processes at once")
     parser.add_argument("--chunks", type=int, default=4, help="seed groups per (problem, method)")
     parser.add_argument("--timing-observations", type=int, default=1000)

@@ -36,6 +36,7 @@ from controller.submit.objects import (
     SubmitSettings,
     build_configmap,
     build_job,
+    configmap_name,
     fullname,
     job_name,
     submitted_spec,
@@ -238,9 +239,7 @@ def ensure_objects(
     except ApiException as exc:
         if exc.status != 409:
             raise
-        existing = core.read_namespaced_config_map(
-            build_configmap(settings, name, text)["metadata"]["name"], ns
-        )
+        existing = core.read_namespaced_config_map(configmap_name(name), ns)
         theirs = yaml.safe_load((existing.data or {}).get(SPEC_KEY) or "{}") or {}
         if theirs != spec:
             fields = sorted(k for k in set(theirs) | set(spec) if theirs.get(k) != spec.get(k))
