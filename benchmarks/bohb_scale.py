@@ -34,9 +34,7 @@ import argparse
 import hashlib
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -47,9 +45,8 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from benchmarks.problems import PROBLEMS, evaluate, zela_timing_loss
+from benchmarks.workers import bootstrap_ratio, run_worker
 
-ROOT = Path(__file__).resolve().parents[1]
-PINNED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 WARMUP = 5
 TARGET_S = 5e-3  # ask+tell median at the largest size, bounded
 
@@ -206,28 +203,7 @@ def _worker(job: dict[str, Any]) -> Any:
 
 
 def _call(job: dict[str, Any]) -> Any:
-    env = {**os.environ, **PINNED, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bohb_scale", "--worker"],
-        input=json.dumps(job),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
-
-
-def _bootstrap_ratio(ours: np.ndarray, ref: np.ndarray, n: int = 5000) -> tuple[float, float]:
-    """95 % interval of mean(ours) / mean(ref), resampling each side's seeds independently."""
-    rng = np.random.default_rng(0)
-    a = rng.choice(ours, size=(n, len(ours))).mean(axis=1)
-    b = rng.choice(ref, size=(n, len(ref))).mean(axis=1)
-    low, high = np.percentile(a / b, [2.5, 97.5])
-    return float(low), float(high)
+    return run_worker([sys.executable, "-m", "benchmarks.bohb_scale", "--worker"], job, "worker")
 
 
 def _min_bound(problem: Any) -> int:
@@ -367,7 +343,7 @@ def _regret(args: argparse.Namespace) -> dict[str, Any]:
             }
             text = ""
             if label != "None":
-                low, high = _bootstrap_ratio(regrets, ref)
+                low, high = bootstrap_ratio(regrets, ref)
                 p = float(mannwhitneyu(regrets, ref).pvalue)
                 ratio = entry["mean"] / float(ref.mean())
                 entry.update(ratio=ratio, ratio_ci95=[low, high], mannwhitney_p=p)

@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,17 +35,14 @@ import numpy as np
 from scipy.stats import mannwhitneyu
 
 from benchmarks.problems import PROBLEMS, evaluate, zela_timing_loss
+from benchmarks.workers import ROOT, bootstrap_ratio, run_worker
 
-ROOT = Path(__file__).resolve().parents[1]
 HPB_PYTHON = ROOT / ".venv-hpbandster" / "bin" / "python"
 METHODS = ("kubohb", "kubohb_faithful", "hpbandster", "hyperband", "random")
 # The problems this benchmark runs by default (benchmarks/suite.py runs the others, with peers)
 DEFAULT = ("counting_ones_4+4", "counting_ones_8+8", "mf_hartmann_6", "conditional_nas")
 BLOCK = 20  # the issue's seed count: also shown per block of this many seeds, to show the spread
 BEAT_HYPERBAND_ON = "counting_ones_8+8"  # the issue's "better than Hyperband" problem
-# One core per optimiser process: the acceptance figure is "on one core", and it keeps the
-# comparison fair on a shared machine.
-PINNED = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 # ---- the kubohb side (runs in a subprocess of this module: --worker) ------------------------
@@ -148,26 +143,11 @@ def _call(method: str, job: dict[str, Any]) -> Any:
     else:
         cmd = [sys.executable, "-m", "benchmarks.optimizers", "--worker"]
         job = {**job, "method": method}
-    env = {**os.environ, **PINNED, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        cmd, input=json.dumps(job), capture_output=True, text=True, cwd=ROOT, env=env, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{method} worker failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
+    return run_worker(cmd, job, f"{method} worker")
 
 
 def _chunks(seeds: list[int], n: int) -> list[list[int]]:
     return [seeds[i::n] for i in range(n) if seeds[i::n]]
-
-
-def _bootstrap_ratio(ours: np.ndarray, ref: np.ndarray, n: int = 5000) -> tuple[float, float]:
-    """95 % interval of mean(ours) / mean(ref), resampling seeds of each side independently."""
-    rng = np.random.default_rng(0)
-    a = rng.choice(ours, size=(n, len(ours))).mean(axis=1)
-    b = rng.choice(ref, size=(n, len(ref))).mean(axis=1)
-    low, high = np.percentile(a / b, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def _block_ratios(ours: list[dict[str, Any]], ref: list[dict[str, Any]]) -> list[float]:
@@ -292,7 +272,7 @@ def _report(
             raise RuntimeError(f"{name}: arms differ in evaluations or budget per seed")
         ours = np.array([r["regret"] for r in results[(name, "kubohb")]])
         ref = np.array([r["regret"] for r in results[(name, "hpbandster")]])
-        low, high = _bootstrap_ratio(ours, ref)
+        low, high = bootstrap_ratio(ours, ref)
         p_value = float(mannwhitneyu(ours, ref).pvalue)
         ratio = stats["kubohb"]["mean"] / stats["hpbandster"]["mean"]
         ratio_median = stats["kubohb"]["median"] / stats["hpbandster"]["median"]
@@ -315,7 +295,7 @@ def _report(
             )
         faithful = np.array([r["regret"] for r in results[(name, "kubohb_faithful")]])
         ratio_faithful = stats["kubohb_faithful"]["mean"] / stats["hpbandster"]["mean"]
-        low_f, high_f = _bootstrap_ratio(faithful, ref)
+        low_f, high_f = bootstrap_ratio(faithful, ref)
         p_faithful = float(mannwhitneyu(faithful, ref).pvalue)
         print(
             f"{name:<20} kubohb_faithful/HpBandSter mean {ratio_faithful:.3f} "

@@ -33,9 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +43,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import mannwhitneyu
 
-from benchmarks.optimizers import HPB_PYTHON, PINNED, ROOT, _bootstrap_ratio, _call, _chunks
+from benchmarks.optimizers import HPB_PYTHON, _call, _chunks
+from benchmarks.workers import ROOT, bootstrap_ratio, run_worker
 from controller.bohb.hyperband import Schedule
 
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
@@ -56,19 +55,8 @@ ETA = 3
 
 
 def _call_peer(method: str, job: dict[str, Any]) -> Any:
-    env = {**os.environ, **PINNED, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(
-        [str(PEERS_PYTHON), str(ROOT / "benchmarks" / "peers_runner.py")],
-        input=json.dumps({**job, "method": method}),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"{method} worker failed ({proc.returncode}): {proc.stderr[-2000:]}")
-    return json.loads(proc.stdout)
+    cmd = [str(PEERS_PYTHON), str(ROOT / "benchmarks" / "peers_runner.py")]
+    return run_worker(cmd, {**job, "method": method}, f"{method} worker")
 
 
 def _run(method: str, problem: str, seeds: list[int]) -> list[dict[str, Any]]:
@@ -159,7 +147,7 @@ def _report(
             low, high = _mean_ci(regrets[m])
             ratio, p = "", ""
             if ours is not None and m != "kubohb":
-                lo, hi = _bootstrap_ratio(regrets[m], ours)
+                lo, hi = bootstrap_ratio(regrets[m], ours)
                 ratio = f"{regrets[m].mean() / ours.mean():.3f} [{lo:.2f}, {hi:.2f}]"
                 p = f"{mannwhitneyu(ours, regrets[m], alternative='greater').pvalue:.3g}"
             evals = statistics.fmean(r["evaluations"] for r in runs)
