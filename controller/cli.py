@@ -426,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("--endpoint-url", default=None, help="S3-compatible endpoint URL")
     logs.add_argument("--region", default=None)
     logs.set_defaults(func=cmd_logs)
-    from controller.submit.command import register as register_submit
+    from controller.submit.arguments import register as register_submit
 
     register_submit(sub)
     if importlib.util.find_spec("controller.report.command") is not None:

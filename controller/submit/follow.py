@@ -28,7 +28,8 @@ from trainer.store import StoreError, open_store
 EXIT_ERROR = 1
 
 
-def _say(text: str, err: bool = False) -> None:
+def say(text: str, err: bool = False) -> None:
+    """One time-stamped line, plain text for a CI log (stderr for trouble)."""
     print(
         f"{datetime.now(UTC):%H:%M:%S} {text}", file=sys.stderr if err else sys.stdout, flush=True
     )
@@ -74,18 +75,18 @@ def follow(
             state = load_state(store, name)
         except (StoreError, ValueError) as exc:
             if not warned:  # a store blip must not end a CI job; say it once
-                _say(f"store unreadable, retrying: {exc}", err=True)
+                say(f"store unreadable, retrying: {exc}", err=True)
                 warned = True
             state = None
         line = progress_line(state)
         if line != last:
-            _say(line)
+            say(line)
             last = line
         try:
             current = batch.read_namespaced_job(job, namespace)
         except ApiException as exc:
             if exc.status != 404:
-                _say(f"reading Job {namespace}/{job}: HTTP {exc.status}; retrying", err=True)
+                say(f"reading Job {namespace}/{job}: HTTP {exc.status}; retrying", err=True)
                 current = None
             else:
                 return _gone(state, spec, namespace, job)
@@ -93,12 +94,12 @@ def follow(
         if ended is not None:
             return _result(ended, state, spec, core, namespace, job)
         if timeout_s is not None and time.monotonic() - start > timeout_s:
-            _say(f"gave up after --timeout {timeout_s:g}s; the sweep goes on", err=True)
+            say(f"gave up after --timeout {timeout_s:g}s; the sweep goes on", err=True)
             if cancel_on_timeout:
                 batch.delete_namespaced_job(
                     job, namespace, body=client.V1DeleteOptions(propagation_policy="Background")
                 )
-                _say(f"deleted Job {namespace}/{job} and its trial Jobs (--cancel-on-timeout)")
+                say(f"deleted Job {namespace}/{job} and its trial Jobs (--cancel-on-timeout)")
             return EXIT_ERROR
         time.sleep(interval_s)
 
@@ -115,7 +116,7 @@ def _final(state: SweepState | None, spec: SweepSpec, job_is: str) -> int | None
     if state is None or state.status == "running" or state.stop_reason is None:
         return None
     code = exit_code(state.stop_reason, spec.stop.goal is not None)
-    _say(f"sweep ended: {state.stop_reason} (exit {code}); controller Job {job_is}")
+    say(f"sweep ended: {state.stop_reason} (exit {code}); controller Job {job_is}")
     return code
 
 
@@ -132,7 +133,7 @@ def _result(
     if code is not None:
         return code
     controller = _controller_exit(core, namespace, job)
-    _say(
+    say(
         f"controller Job {kind} ({why or 'no reason given'}) without a stopped sweep in the store;"
         f" controller exit code {controller if controller is not None else 'unknown'}: kubectl "
         f"logs -n {namespace} job/{job}",
@@ -145,7 +146,7 @@ def _gone(state: SweepState | None, spec: SweepSpec, namespace: str, job: str) -
     code = _final(state, spec, "gone")  # ended, then removed by its ttlSecondsAfterFinished
     if code is not None:
         return code
-    _say(f"controller Job {namespace}/{job} was deleted before the sweep ended", err=True)
+    say(f"controller Job {namespace}/{job} was deleted before the sweep ended", err=True)
     return EXIT_ERROR
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from controller.cli import main
-from controller.submit.command import parse_duration
+from controller.submit.arguments import parse_duration
 from controller.submit.objects import job_name
 from controller.sweep.journal import load_state
 from tests.k8s.apiserver import RunningApiServer
