@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.optimizers [--seeds N] [--iterations N] [--jobs N] ...``; ``make bench`` and
 ``python -m benchmarks optimizers`` run the defaults (= the documented command ``--seeds 100
---iterations 10 --jobs 2``, about 40 minutes on 2 cores). Every optimiser gets the same problems,
+--iterations 10 --jobs 2``; 39 minutes on 2 cores for the first three problems on 2026-11-28,
+conditional_nas adds about 9 by its 50-seed run). Every optimiser gets the same problems,
 seeds and total budget (``--iterations`` successive-halving brackets; random search gets that total
 budget in full-budget runs) and runs sequentially (one worker), each in its own subprocess pinned to
 one BLAS thread. HpBandSter runs in ``.venv-hpbandster`` (``make hpbandster-venv``) through
