@@ -80,7 +80,10 @@ def run_optuna(
     pruner = optuna.pruners.HyperbandPruner(
         min_resource=1, max_resource=eta ** (len(budgets) - 1), reduction_factor=eta
     )
-    study = optuna.create_study(sampler=sampler, pruner=pruner)
+    # HyperbandPruner puts a trial in a bracket by crc32(study_name, trial number); the default
+    # name is a fresh uuid, which made every run of the suite give Optuna different figures.
+    name = f"{problem.name}-{seed}"
+    study = optuna.create_study(sampler=sampler, pruner=pruner, study_name=name)
     best, used, evaluations, opt_s = Incumbent(), 0.0, 0, 0.0
     done = False
     while not done:
