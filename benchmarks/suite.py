@@ -12,12 +12,14 @@ like a NAS space, a learning curve whose low-budget ranking misleads), ``conditi
 binary categoricals), ``mf_hartmann_6`` (smooth continuous, 6-D + fidelity).
 
 Methods, each in its own process with one BLAS thread, the same seeds (fixed: 0..N-1):
-``kubohb`` (BOHB, default settings), ``hpbandster`` (HpBandSter 0.7.4's BOHB), ``optuna``
-(TPESampler(multivariate) + HyperbandPruner), ``dehb`` (DEHB), ``random`` (random search at full
-budget). Equal total budget B = what 10 successive-halving brackets of the Hyperband schedule
-(eta 3) train, each trial counted as it trains: BOHB's and DEHB's promotions train from scratch
-(a promoted config costs every budget it ran at), Optuna's pruned trials continue their curve
-(a trial costs the largest budget it reached), random search runs B / max_budget full trials.
+``kubohb`` (BOHB as a sweep runs it by default: ``bohb.model: kubohb``), ``faithful`` (kubohb with
+``bohb.model: faithful``, HpBandSter's knobs: what the default changes), ``hpbandster``
+(HpBandSter 0.7.4's BOHB), ``optuna`` (TPESampler(multivariate) + HyperbandPruner), ``dehb``
+(DEHB), ``random`` (random search at full budget). Equal total budget B = what 10
+successive-halving brackets of the Hyperband schedule (eta 3) train, each trial counted as it
+trains: BOHB's and DEHB's promotions train from scratch (a promoted config costs every budget it
+ran at), Optuna's pruned trials continue their curve (a trial costs the largest budget it
+reached), random search runs B / max_budget full trials.
 SMAC3 and Syne Tune are not in the suite (not installed; see docs/benchmarks.md).
 
 Figures per problem and method: mean and median final regret (the noise-free regret of the
@@ -49,7 +51,9 @@ from controller.bohb.hyperband import Schedule
 
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
 PROBLEMS = ("conditional_nas", "conditional_nas_noisy", "counting_ones_8+8", "mf_hartmann_6")
-METHODS = ("kubohb", "hpbandster", "optuna", "dehb", "random")
+METHODS = ("kubohb", "faithful", "hpbandster", "optuna", "dehb", "random")
+OURS = ("kubohb", "faithful")  # not peers: the acceptance compares kubohb with the others
+WORKER_METHOD = {"kubohb": "default", "faithful": "kubohb"}  # benchmarks.optimizers' names
 BRACKETS = 10
 ETA = 3
 
@@ -69,7 +73,7 @@ def _run(method: str, problem: str, seeds: list[int]) -> list[dict[str, Any]]:
         job = {"problem": problem, "seeds": seeds, "total_budget": total, "eta": ETA}
         return list(_call_peer(method, {**job, "budgets": list(schedule.budgets)}))
     job = {"mode": "regret", "problem": problem, "seeds": seeds, "iterations": BRACKETS}
-    return list(_call(method, job))
+    return list(_call(WORKER_METHOD.get(method, method), job))
 
 
 def _mean_ci(values: np.ndarray, n: int = 5000) -> tuple[float, float]:
@@ -170,7 +174,7 @@ def _report(
 
 def _acceptance(problem: str, regrets: dict[str, np.ndarray]) -> list[str]:
     ours = regrets["kubohb"]
-    peers = {m: r for m, r in regrets.items() if m != "kubohb"}
+    peers = {m: r for m, r in regrets.items() if m not in OURS}
     out = []
     if peers:
         best = min(peers, key=lambda m: float(peers[m].mean()))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 from scipy import special
@@ -36,6 +36,23 @@ log = logging.getLogger("kubohb.bohb")  # one event per line via controller.log'
 
 _FLOOR = 1e-32  # HpBandSter's floor on both densities in the acquisition g/l
 DEFAULT_MAX_MODEL_POINTS = 2048  # BOHB's default bound (docs/bohb.md deviation 15)
+
+ModelName = Literal["faithful", "kubohb"]
+MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
+
+
+def model_defaults(model: ModelName, space: SearchSpace) -> dict[str, float]:
+    """The knobs' defaults that ``model`` sets for ``space`` (docs/bohb.md, "The model").
+
+    faithful: HpBandSter 0.7.4's, a third of the configs sampled from the prior once a model
+    exists. kubohb: on a space without ``active_if``, every config the model can propose comes
+    from it (as TPE's do after its start-up trials; the prior still supplies every config until
+    the first model exists), measured better on such problems; on a conditional space
+    HpBandSter's, because dropping the random third measured worse there."""
+    conditional = any(p.active_if for p in space.parameters)
+    if model == "kubohb" and not conditional:
+        return {"random_fraction": 0.0}
+    return {"random_fraction": 1 / 3}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,14 @@ import numpy as np
 from controller.bohb.asha import AsyncSHIteration
 from controller.bohb.hyperband import Bracket, Schedule
 from controller.bohb.iteration import REVIEW, ConfigRun, Sampler, SHIteration, wound_down
-from controller.bohb.model import DEFAULT_MAX_MODEL_POINTS, ConfigGenerator, ModelKnobs
+from controller.bohb.model import (
+    DEFAULT_MAX_MODEL_POINTS,
+    MODEL_NAMES,
+    ConfigGenerator,
+    ModelKnobs,
+    ModelName,
+    model_defaults,
+)
 from controller.bohb.protocol import Incumbent, Suggestion, trial_id_of
 from controller.bohb.space import SearchSpace
 
@@ -109,14 +116,20 @@ class BOHB:
         min_points_in_model: int | None = None,
         top_n_percent: int = 15,
         num_samples: int = 64,
-        random_fraction: float = 1 / 3,
+        random_fraction: float | None = None,  # None: the model's (model_defaults)
         bandwidth_factor: float = 3.0,
         min_bandwidth: float = 1e-3,
         faithful_kde: bool = False,
         promotion: Promotion = "sync",
         max_model_points: int | None = DEFAULT_MAX_MODEL_POINTS,  # ModelKnobs; None = HpBandSter
+        model: ModelName = "faithful",
     ) -> None:
         self.space = space
+        if model not in MODEL_NAMES:
+            raise ValueError(f"model ({model!r}) must be one of {', '.join(MODEL_NAMES)}")
+        self.model: ModelName = model
+        if random_fraction is None:
+            random_fraction = model_defaults(model, space)["random_fraction"]
         if promotion not in PROMOTIONS:
             raise ValueError(f"promotion ({promotion!r}) must be 'sync' or 'async'")
         self.promotion: Promotion = promotion
@@ -464,6 +477,7 @@ class BOHB:
                 "faithful_kde": k.faithful_kde,
                 "promotion": self.promotion,
                 "max_model_points": k.max_model_points,
+                "model": self.model,
             },
             "rng": self._rng.bit_generator.state,
             "iterations": [it.state_dict() for it in self._iterations],
@@ -483,7 +497,8 @@ class BOHB:
                 "it was written by another kubohb version"
             )
         # An older state has no "promotion": it was written by the sync optimiser (the default),
-        # and no "max_model_points": its model was unbounded.
+        # no "max_model_points": its model was unbounded, and no "model": HpBandSter's (its
+        # knobs are all in the state anyway).
         args = {"max_model_points": None, **state["args"]}
         opt = cls(SearchSpace.model_validate(state["space"]), **args)
         opt._rng.bit_generator.state = state["rng"]

@@ -61,6 +61,7 @@ def _search(bohb_state: dict) -> tuple:
     """What a BOHB snapshot searches: its space and arguments (max_iterations may change)."""
     args = {k: v for k, v in bohb_state.get("args", {}).items() if k != "max_iterations"}
     args.setdefault("promotion", "sync")  # a snapshot from before the knob existed
+    args.setdefault("model", "faithful")  # likewise
     return bohb_state.get("space"), args
 
 

@@ -20,6 +20,7 @@ from controller.backends.k8s.options import KubernetesOptions
 from controller.backends.local.options import LocalOptions
 from controller.backends.simulated.options import SimulatedOptions
 from controller.bohb.hyperband import Schedule
+from controller.bohb.model import ModelName
 from controller.sweep import sweepfile
 from trainer.contract import BudgetUnit, Dataset, DataSource, check_name
 
@@ -135,6 +136,9 @@ class BohbKnobs(_Spec):
     # sync: HpBandSter's successive halving (a stage waits for all its results); async: a config
     # is promoted as soon as it ranks in the top 1/eta of its stage's results (ASHA, docs/bohb.md)
     promotion: Literal["sync", "async"] | None = None
+    # the knobs' defaults: "kubohb" (measured better, docs/bohb.md) or "faithful" (HpBandSter's);
+    # a knob set above wins over either
+    model: ModelName = "kubohb"
     faithful_kde: bool | None = None  # HpBandSter's exact KDE quirks (slower); see docs/bohb.md
     # KDE fitted on at most this many results per budget (docs/bohb.md deviation 15); unset = 2048
     max_model_points: int | None = Field(None, ge=1)

@@ -245,3 +245,48 @@ def test_constructor_rejects_bad_knobs() -> None:
             BOHB(space, 1, 9, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="min_budget"):
         BOHB(space, 10, 9)
+
+
+def test_the_model_sets_the_knobs_defaults_and_a_knob_given_wins() -> None:
+    space = counting_ones_space()
+    faithful, kubohb = BOHB(space, 1, 9), BOHB(space, 1, 9, model="kubohb")
+    assert faithful.model == "faithful" and faithful.knobs.random_fraction == 1 / 3
+    assert kubohb.knobs.random_fraction == 0.0
+    assert BOHB(space, 1, 9, model="kubohb", random_fraction=0.5).knobs.random_fraction == 0.5
+    # The state holds the model and every knob it resolved; a state written before the model
+    # existed restores as HpBandSter's with its own knobs.
+    state = kubohb.state_dict()
+    assert state["args"]["model"] == "kubohb" and state["args"]["random_fraction"] == 0.0
+    restored = BOHB.from_state_dict(state)
+    assert (restored.model, restored.knobs) == ("kubohb", kubohb.knobs)
+    old = faithful.state_dict()
+    del old["args"]["model"]
+    assert BOHB.from_state_dict(old).knobs == faithful.knobs
+    with pytest.raises(ValueError, match=r"model \('tpe'\) must be one of faithful, kubohb"):
+        BOHB(space, 1, 9, model="tpe")  # type: ignore[arg-type]
+
+
+def test_with_the_kubohb_model_every_config_after_the_first_model_is_model_based() -> None:
+    opt = BOHB(counting_ones_space(), 1, 1, seed=3, model="kubohb")
+    picks = []
+    for i in range(60):
+        s = opt.ask()
+        assert s is not None
+        picks.append(s.model_based)
+        opt.tell(s.trial_id, float(i % 7))
+    first = picks.index(True)
+    assert first > 0 and all(picks[first:])
+
+
+def test_on_a_conditional_space_the_kubohb_model_keeps_hpbandsters_random_third() -> None:
+    space = SearchSpace.model_validate(
+        {
+            "parameters": [
+                {"name": "opt", "type": "categorical", "choices": ["sgd", "adam"]},
+                {"name": "momentum", "type": "float", "low": 0, "high": 1,
+                 "active_if": {"opt": ["sgd"]}},
+            ]
+        }
+    )  # fmt: skip
+    assert BOHB(space, 1, 9, model="kubohb").knobs.random_fraction == 1 / 3
+    assert BOHB(space, 1, 9, model="kubohb", random_fraction=0).knobs.random_fraction == 0

@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from controller.cli import main
+from controller.sweep.runner import new_bohb
 from controller.sweep.spec import SpecError, load_sweep, parse_sweep
 from tests.sweeps import REPO, synthetic_sweep
 
@@ -28,6 +29,9 @@ def test_shipped_examples_are_valid(example: Path) -> None:
 def test_defaults_and_deadlines(tmp_path: Path) -> None:
     spec = parse_sweep(yaml.safe_dump(synthetic_sweep(tmp_path)))
     assert spec.trials.max_attempts == 3
+    assert spec.bohb.model == "kubohb" and new_bohb(spec).knobs.random_fraction == 0.0
+    faithful = parse_sweep(yaml.safe_dump(synthetic_sweep(tmp_path, bohb={"model": "faithful"})))
+    assert new_bohb(faithful).knobs.random_fraction == 1 / 3
     # seconds budget: 9 s x factor 2 + 30 s allowance
     assert spec.deadline_s(9) == 48
     epochs = synthetic_sweep(tmp_path, budget={"unit": "epochs"}, trials={"seconds_per_epoch": 10})
@@ -38,7 +42,9 @@ def test_every_error_is_reported_with_its_field_path(tmp_path: Path) -> None:
     data = synthetic_sweep(tmp_path, budget={"min": 0, "max": 9, "eta": 1})
     data["trainer"]["comand"] = ["x"]
     data["parallelism"] = 0
+    data["bohb"] = {"model": "tpe"}
     lines = errors_of(data)
+    assert any(line.startswith("bohb.model: ") and "faithful" in line for line in lines)
     assert "budget.min: must be > 0" in lines
     assert "budget.eta: must be > 1" in lines
     assert "parallelism: must be >= 1" in lines
