@@ -94,6 +94,41 @@ def test_a_new_backend_adopts_running_trials(tmp_path: Path) -> None:
     assert second.adopt() == set()
 
 
+def test_a_wrapper_started_by_a_controller_killed_before_naming_it_is_adopted(
+    tmp_path: Path,
+) -> None:
+    """launch() records the attempt's token before it starts the wrapper and the wrapper's pid
+    after; a controller SIGKILLed between the two must not start the trial a second time."""
+    runs = tmp_path / "runs.txt"
+    first = _backend(tmp_path, f"echo run >> {runs}; sleep 1.5; exit 0")
+    _launch(first, "t")
+    path = tmp_path / "local" / "sw" / "t" / "proc.json"
+    named = json.loads(path.read_text())
+    path.write_text(json.dumps({**named, "pid": None, "start_time": None}))  # the kill's window
+    second = _backend(tmp_path, f"echo run >> {runs}; sleep 1.5; exit 0")
+    assert second.adopt() == {"t"}
+    assert json.loads(path.read_text()) == named  # found by its token, named again
+    second.launch(Launch(sweep="sw", trial_id="t", trial_url="file:///x/t"))  # no double start
+    assert _wait(second, "t", "exited").exit_code == 0
+    assert runs.read_text() == "run\n"
+
+
+def test_a_launch_recorded_but_never_started_is_lost_and_starts_on_relaunch(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "local" / "sw" / "t"
+    folder.mkdir(parents=True)
+    record = {"pid": None, "start_time": None, "attempt": 1, "gpus": [], "token": "0" * 16}
+    (folder / "proc.json").write_text(json.dumps(record))  # killed before the wrapper started
+    backend = _backend(tmp_path, "exit 0")
+    assert backend.adopt() == set()
+    state = backend.poll(["t"])["t"]
+    assert state.phase == "lost" and state.reason == "never started"
+    _launch(backend, "t")
+    assert _wait(backend, "t", "exited").exit_code == 0
+    assert json.loads((folder / "proc.json").read_text())["attempt"] == 2
+
+
 def test_a_killed_wrapper_is_lost_and_its_trainer_is_stopped_on_relaunch(tmp_path: Path) -> None:
     backend = _backend(tmp_path, "sleep 60")
     _launch(backend, "t")

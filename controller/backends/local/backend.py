@@ -6,6 +6,11 @@ killing the controller leaves trials running. The run folder ``<run_dir>/<sweep>
 for it, and the attempt's token), ``exit.json`` (written by the wrapper) and ``trainer.log``. A
 restarted controller adopts every trial whose wrapper still runs; a trial whose wrapper is gone
 without an exit file is "lost", and its relaunch first kills what is left of the lost attempt.
+
+``proc.json`` is written twice per launch: with the new token but no pid *before* the wrapper
+starts, and with its pid after. A controller killed between the two leaves a wrapper that no pid
+names; the token in the wrapper's environment finds it (``_adopt_unnamed``), so the next
+controller adopts it instead of launching the trial a second time beside it.
 """
 
 from __future__ import annotations
@@ -122,17 +127,32 @@ class LocalBackend(Backend):
 
     def _live(self, path: Path) -> dict[str, Any] | None:
         """The pid record at ``path`` if that very process (same start time) still runs."""
-        record = self._read(path)
-        if record and process_start_time(record["pid"]) == record["start_time"]:
-            return record
-        return None
+        return _running(self._read(path))
 
     def _alive(self, trial_id: str) -> dict[str, Any] | None:
         """The proc record if its wrapper still runs."""
         child = self._children.get(trial_id)
         if child is not None and child.poll() is not None:  # reap our own exited children
             del self._children[trial_id]
-        return self._live(self._folder(trial_id) / FILE_PROC)
+        path = self._folder(trial_id) / FILE_PROC
+        record = self._read(path)
+        if record and record.get("pid") is None and record.get("token"):
+            return self._adopt_unnamed(path, record)
+        return _running(record)
+
+    def _adopt_unnamed(self, path: Path, record: dict[str, Any]) -> dict[str, Any] | None:
+        """A launch record without a pid: its controller died between starting the wrapper and
+        naming it. The wrapper is the process with the attempt's token that runs the wrapper
+        module (its trainer's tree carries the token too); found, it is named in the record, so
+        this scan of /proc happens once. None if no wrapper ever started."""
+        wrappers = [p for p in tree.find([], [str(record["token"])]) if _is_wrapper(p)]
+        if len(wrappers) != 1:
+            return None
+        pid = wrappers[0]
+        named = {**record, "pid": pid, "start_time": process_start_time(pid)}
+        atomic_write(path, json.dumps(named).encode())
+        event("trial.wrapper_adopted", trial=path.parent.name, pid=pid)
+        return named
 
     def _kill_stale_trainer(self, folder: Path) -> None:
         """A lost attempt's processes may outlive its wrapper (SIGKILLed, e.g. by the OOM killer):
@@ -194,8 +214,19 @@ class LocalBackend(Backend):
         ):
             if value:
                 env[name] = value
-        # the token marks every process of the attempt, found by it even once its wrapper is gone
+        # the token marks every process of the attempt (the wrapper too), found by it even once
+        # the wrapper is gone, or before its pid is on record
         token = secrets.token_hex(8)
+        env[tree.TOKEN_VAR] = token
+        record: dict[str, Any] = {
+            "pid": None,
+            "start_time": None,
+            "attempt": attempt,
+            "gpus": gpus,
+            "token": token,
+            "launched_at": datetime.now(UTC).isoformat(),
+        }
+        atomic_write(folder / FILE_PROC, json.dumps(record).encode())  # before the wrapper runs
         argv = [
             sys.executable,
             "-m",
@@ -229,14 +260,7 @@ class LocalBackend(Backend):
                 start_new_session=True,  # survives a SIGKILL of the controller
             )
         self._children[launch.trial_id] = child
-        record = {
-            "pid": child.pid,
-            "start_time": process_start_time(child.pid),
-            "attempt": attempt,
-            "gpus": gpus,
-            "token": token,
-            "launched_at": datetime.now(UTC).isoformat(),
-        }
+        record.update(pid=child.pid, start_time=process_start_time(child.pid))
         atomic_write(folder / FILE_PROC, json.dumps(record).encode())
 
     def poll(self, trial_ids: Iterable[str]) -> dict[str, TrialState]:
@@ -269,7 +293,8 @@ class LocalBackend(Backend):
                     reason="cancelled",
                 )
             else:
-                known = (self._folder(trial_id) / FILE_PROC).exists()
+                record = self._read(self._folder(trial_id) / FILE_PROC)
+                known = bool(record and record.get("pid") is not None)
                 reason = "trial process gone without an exit code" if known else "never started"
                 states[trial_id] = TrialState(trial_id=trial_id, phase="lost", reason=reason)
         return states
@@ -333,6 +358,21 @@ class LocalBackend(Backend):
                 child.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 continue
+
+
+def _running(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``record`` if the process it names (same pid, same start time) still runs."""
+    pid = record.get("pid") if record else None
+    if record and pid is not None and process_start_time(pid) == record["start_time"]:
+        return record
+    return None
+
+
+def _is_wrapper(pid: int) -> bool:
+    try:
+        return b"controller.backends.local.wrap" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
 
 
 def _time(value: Any) -> datetime | None:
