@@ -97,7 +97,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from controller.sweep.runner import BackendSetupError, ResumeConflictError, run_sweep
+    from controller.sweep.runner import (
+        BackendSetupError,
+        ResumeConflictError,
+        one_blas_thread,
+        run_sweep,
+    )
     from controller.sweep.spec import SpecError, read_sweep
     from controller.sweep.state import EXIT_GOAL_NOT_MET
     from controller.sweep.status import render, summarize
@@ -105,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from trainer.store import StoreError
 
     log.setup()
+    one_blas_thread()
     try:
         spec, text = read_sweep(args.file)  # one read: the text stored as spec.yaml is the spec run
         if args.smoke:

@@ -118,7 +118,13 @@ def test_a_launch_recorded_but_never_started_is_lost_and_starts_on_relaunch(
 ) -> None:
     folder = tmp_path / "local" / "sw" / "t"
     folder.mkdir(parents=True)
-    record = {"pid": None, "start_time": None, "attempt": 1, "gpus": [], "token": "0" * 16}
+    record: dict[str, object] = {
+        "pid": None,
+        "start_time": None,
+        "attempt": 1,
+        "gpus": [],
+        "token": "0" * 16,
+    }
     (folder / "proc.json").write_text(json.dumps(record))  # killed before the wrapper started
     backend = _backend(tmp_path, "exit 0")
     assert backend.adopt() == set()

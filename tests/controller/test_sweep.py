@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,17 @@ def test_deadline_forms(tmp_path: Path) -> None:
     assert spec.stop.deadline_at(start) == datetime(2026, 1, 2, tzinfo=UTC)
     lines = errors_of(synthetic_sweep(tmp_path, stop={"deadline": "soon"}))
     assert lines[0].startswith("stop.deadline:") and "neither a duration" in lines[0]
+
+
+def test_the_controller_pins_its_own_blas_to_one_thread_and_not_its_trials() -> None:
+    code = (
+        "import os; from threadpoolctl import threadpool_info;"
+        "from controller.sweep.runner import one_blas_thread; one_blas_thread();"
+        "print(*{i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'},"
+        " os.environ.get('OPENBLAS_NUM_THREADS'))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, cwd=REPO
+    ).stdout
+    assert out.split() == ["1", "None"]  # numpy's and scipy's BLAS: one thread; env untouched
