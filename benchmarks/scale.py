@@ -51,7 +51,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from controller.backends.simulated import SimClock, SimulatedBackend, SyntheticObjective
-from controller.sweep.runner import load_or_create
+from controller.sweep.runner import load_or_create, one_blas_thread
 from controller.sweep.scheduler import Scheduler
 from controller.sweep.spec import SweepSpec, parse_sweep
 from controller.sweep.state import SweepState
@@ -255,6 +255,7 @@ class Run:
 
     def __init__(self, root: Path, spec: SweepSpec, text: str, ticking: bool) -> None:
         self.root, self.spec, self.text = root, spec, text
+        one_blas_thread()  # as `kubohb run` does
         self.trainer_side = FileStore(root)  # the simulated trainers' own store object
         self.store = Metered(FileStore(root))
         sim = SimulatedBackend(
@@ -537,7 +538,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--skip-k8s", action="store_true", help="no API emulation part")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     parser.add_argument(
-        "--max-model-points", type=int, help="bohb.max_model_points of the sweeps (default 2048)"
+        "--max-model-points", type=int, help="bohb.max_model_points of the sweeps (default 1024)"
     )
     parser.add_argument(
         "--repeats",

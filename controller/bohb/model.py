@@ -35,7 +35,7 @@ from controller.bohb.space import SearchSpace
 log = logging.getLogger("kubohb.bohb")  # one event per line via controller.log's handler
 
 _FLOOR = 1e-32  # HpBandSter's floor on both densities in the acquisition g/l
-DEFAULT_MAX_MODEL_POINTS = 2048  # BOHB's default bound (docs/bohb.md deviation 15)
+DEFAULT_MAX_MODEL_POINTS = 1024  # docs/bohb.md deviation 15 (2,048 until 2026-12-03)
 
 ModelName = Literal["faithful", "kubohb"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)

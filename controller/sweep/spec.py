@@ -140,7 +140,7 @@ class BohbKnobs(_Spec):
     # a knob set above wins over either
     model: ModelName = "kubohb"
     faithful_kde: bool | None = None  # HpBandSter's exact KDE quirks (slower); see docs/bohb.md
-    # KDE fitted on at most this many results per budget (docs/bohb.md deviation 15); unset = 2048
+    # KDE fitted on at most this many results per budget (docs/bohb.md deviation 15); unset = 1024
     max_model_points: int | None = Field(None, ge=1)
     # A promoted config continues its training from the rung below's checkpoint and trains only
     # the increment (docs/bohb.md, "Promotions that continue"); false: from scratch (the paper's)

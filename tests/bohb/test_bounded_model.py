@@ -88,10 +88,10 @@ def test_a_binding_bound_changes_only_the_suggestions_made_above_it(
 
 def test_the_default_bound_is_saved_and_an_old_state_restores_unbounded() -> None:
     opt = BOHB(SPACE, 1, 9, seed=0)
-    assert opt.knobs.max_model_points == 2048
+    assert opt.knobs.max_model_points == 1024
     state = opt.state_dict()
-    assert state["args"]["max_model_points"] == 2048
-    assert BOHB.from_state_dict(state).knobs.max_model_points == 2048
+    assert state["args"]["max_model_points"] == 1024
+    assert BOHB.from_state_dict(state).knobs.max_model_points == 1024
     del state["args"]["max_model_points"]  # written before the knob existed: HpBandSter's model
     assert BOHB.from_state_dict(state).knobs.max_model_points is None
     unbounded = BOHB(SPACE, 1, 9, seed=0, max_model_points=None)
