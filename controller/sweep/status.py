@@ -19,8 +19,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from controller.bohb.hyperband import Schedule
 from controller.sweep import cost, timing
+from controller.sweep.estimate import schedule
 from controller.sweep.spec import SweepSpec
 from controller.sweep.state import SweepState, TrialRecord, utcnow
 from controller.sweep.trials import continued_budget, incumbent, running_cost
@@ -156,7 +156,8 @@ def _against_spec(
     rate = spec.parallelism * devices  # device-seconds per second with every slot busy
     bounds: list[float] = []
     if stop.max_iterations is not None:
-        left = _schedule_device_s(spec, stop.max_iterations) - sum(
+        rows, _ = schedule(spec)  # the brackets `kubohb estimate` lists, nominal
+        left = sum(r.gpu_hours_nominal for r in rows) * 3600 - sum(
             _nominal_s(spec, t) * devices for t in state.trials.values() if t.done
         )
         left -= sum(r.elapsed_s * cost.devices(r.gpus) for r in running)
@@ -176,19 +177,6 @@ def _against_spec(
 
 def _nominal_s(spec: SweepSpec, t: TrialRecord) -> float:
     return spec.train_seconds(t.budget, continued_budget(spec, t))
-
-
-def _schedule_device_s(spec: SweepSpec, brackets: int) -> float:
-    """Nominal device-seconds of the first ``brackets`` brackets (as ``kubohb estimate``)."""
-    sched = Schedule(spec.budget.min, spec.budget.max, spec.budget.eta)
-    devices = cost.devices(spec.trainer.resources.gpus)
-    total = 0.0
-    for i in range(brackets):
-        b = sched.bracket(i)
-        for stage, (n, budget) in enumerate(zip(b.num_configs, b.budgets, strict=True)):
-            start = spec.continued_from(b.first_rung + stage, b.first_rung)
-            total += n * spec.train_seconds(budget, start) * devices
-    return total
 
 
 def render(summary: dict[str, Any]) -> Group:
