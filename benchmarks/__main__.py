@@ -16,6 +16,7 @@ ALL = [
     "promotion_resume",
     "warm_start",
     "bohb_scale",
+    "kde_cost",
     "scale",
 ]
 

@@ -23,9 +23,10 @@ from trainer.store import NotFound, Store, StoreError, open_store
 
 def one_blas_thread() -> None:
     """Pin this process's BLAS to one thread. The model's matrix products are small (64
-    candidates x at most max_model_points rows): a second OpenBLAS thread made one KDE's product
-    4x slower on a 2-core machine (0.48 against 0.11 ms) and its spinning is CPU the sweep pays.
-    Only this process: trials inherit the environment, not the limit."""
+    candidates x at most max_model_points / 2 rows): on a 2-core machine a second OpenBLAS thread
+    made a KDE's ``pdf`` 1.1-1.3x slower at 512 and 1,024 rows (``python -m benchmarks.kde_cost``,
+    docs/benchmarks.md), and its spinning is CPU the sweep pays. Only this process: trials
+    inherit the environment, not the limit."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
