@@ -4,6 +4,7 @@ finishes bit-identically; the local backend's cancel gives it the grace to do so
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -31,6 +32,25 @@ TIMING = ("seconds", "images_per_second")
 # 8 epochs of 12 steps: a few seconds of training on one CPU thread, long enough to signal into
 OVER: dict[str, Any] = {"budget": 8, "config": {"batch_size": 16}}
 STEPS = 8 * (192 // 16)
+
+
+def wait_until_catching(pid: int, signum: int, timeout_s: float = 60.0) -> None:
+    """Until the process has a handler for the signal (its SigCgt mask in /proc), however slow
+    the interpreter's start is on this machine."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(status.split("SigCgt:")[1].split()[0], 16)
+        if caught & (1 << (signum - 1)):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"pid {pid} has no handler for signal {signum} after {timeout_s} s")
+
+
+def release_fifo(path: Path) -> None:
+    """A reader blocked opening the FIFO gets an empty file; nothing if the reader is gone."""
+    with contextlib.suppress(OSError):  # ENXIO: no reader has it open (the trainer left)
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
 
 
 def env() -> dict[str, str]:
@@ -174,8 +194,9 @@ def test_a_local_cancel_gives_the_real_trainer_its_grace_to_checkpoint(
 def test_a_sigterm_during_start_up_exits_143_at_once(tmp_path: Path) -> None:
     """While the interpreter imports torch (a pod's PID 1 would drop a SIGTERM it has no handler
     for), or reads trial.json just after: the trainer leaves with 143, not killed by the signal
-    (-15), and writes nothing. trial.json is a FIFO no one writes to, so the read blocks: the
-    signal lands in start-up however fast torch's import is on this machine."""
+    (-15), and writes nothing. trial.json is a FIFO no one writes to until the signal is in, so
+    the read blocks: the signal lands in start-up however fast torch's import is on this
+    machine, and the test waits for the handler however slow the interpreter's start is."""
     folder = tmp_path / "store" / "none"
     folder.mkdir(parents=True)
     os.mkfifo(folder / "trial.json")
@@ -183,7 +204,15 @@ def test_a_sigterm_during_start_up_exits_143_at_once(tmp_path: Path) -> None:
         [sys.executable, "-m", "trainer", "--trial", (folder / "trial.json").as_uri()],
         cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    time.sleep(1.0)  # the interpreter is up: its handler is in
+    wait_until_catching(proc.pid, signal.SIGTERM)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == ExitCode.CANCELLED
+    try:
+        code = proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        # The signal came between Python's check for pending signals and the blocking open():
+        # the open does not return on it. Opening the FIFO's other end lets the open return
+        # (as any real read returns, or times out); the pending handler then stops the trainer.
+        release_fifo(folder / "trial.json")
+        code = proc.wait(timeout=20)
+    assert code == ExitCode.CANCELLED
     assert [p.name for p in (tmp_path / "store").rglob("*")] == ["none", "trial.json"]
