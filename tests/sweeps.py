@@ -1,6 +1,8 @@
-"""Whole-sweep test helpers: sweep files for the synthetic objective, the CLI in a fresh process.
+"""Whole-sweep test helpers: sweep files for the synthetic objective, the CLI in a fresh process,
+and ``calm_sweep`` (session): the uninterrupted run a fault test compares its sweep with.
 
-Used by the controller's tests, and by the report's test of a real controller sweep.
+Used by the controller's tests, the chaos tests, and by the report's test of a real controller
+sweep; ``calm_sweep`` is registered for every test by ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,3 +130,38 @@ def invocations(path: Path) -> dict[str, int]:
             trial = line.split()[0]
             counts[trial] = counts.get(trial, 0) + 1
     return counts
+
+
+@dataclass(frozen=True)
+class CalmRun:
+    """A synthetic sweep run to its end without faults: sweep ``syn`` in the file store
+    ``store_dir``, and its final state (``read_state``)."""
+
+    store_dir: Path
+    state: dict[str, Any]
+
+
+CalmSweep = Callable[..., CalmRun]
+
+
+@pytest.fixture(scope="session")
+def calm_sweep(tmp_path_factory: pytest.TempPathFactory) -> CalmSweep:
+    """``calm_sweep(**over)``: ``synthetic_sweep(tmp, **over)`` run once per session through
+    ``kubohb run`` (a fresh process, the local backend, a file store, no trainer sleep), to
+    compare a faulted run of the same search with. With parallelism 1 the trials, their configs
+    and losses are determined by the seed alone: neither the store, the sweep's name, the poll
+    interval, nor how long trials take changes them, so one run serves every fault test that
+    asks for the same search (the kill tests and the store-outage test)."""
+    runs: dict[str, CalmRun] = {}
+
+    def run(**over: Any) -> CalmRun:
+        # the key: the sweep as written, with this fixture's paths (the same for every call)
+        key = json.dumps(synthetic_sweep(Path("/calm"), **over), sort_keys=True)
+        if key not in runs:
+            folder = tmp_path_factory.mktemp("calm")
+            code, summary = run_json(write_sweep(folder, synthetic_sweep(folder, **over)))
+            assert code == 0, summary
+            runs[key] = CalmRun(folder / "store", read_state(folder / "store", "syn"))
+        return runs[key]
+
+    return run

@@ -19,8 +19,8 @@ import pytest
 
 from tests.servers import S3Endpoint, use_endpoint
 from tests.store.faults import FaultProxy, Faults
-from tests.sweeps import invocations, kubohb, synthetic_sweep, write_sweep
-from trainer.store import open_store
+from tests.sweeps import CalmSweep, invocations, kubohb, synthetic_sweep, write_sweep
+from trainer.store import FileStore, Store, open_store
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +50,8 @@ def _sweep(tmp: Path, name: str, s3: S3Endpoint, bucket: str, endpoint: str) -> 
     return write_sweep(tmp, spec, f"{name}.yaml")
 
 
-def _results(s3: S3Endpoint, bucket: str, sweep: str) -> dict[str, Any]:
-    """(trial → config, budget, loss) from the store directly, behind the proxy's back."""
-    store = open_store(f"s3://{bucket}/sweeps", endpoint_url=s3.endpoint_url, region=s3.region)
+def _results(store: Store, sweep: str) -> dict[str, Any]:
+    """(trial → config, budget, loss) from the store directly (for S3, behind the proxy's back)."""
     out = {}
     for key in store.list(f"{sweep}/trials"):
         if key.endswith("/result.json"):
@@ -73,17 +72,15 @@ def _done(s3: S3Endpoint, bucket: str, sweep: str) -> int:
 
 
 def test_a_sweep_rides_out_a_flaky_store_and_two_outages(
-    tmp_path: Path, s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, s3_server: S3Endpoint, monkeypatch: pytest.MonkeyPatch, calm_sweep: CalmSweep
 ) -> None:
     use_endpoint(monkeypatch, s3_server)
     bucket = s3_server.new_bucket()
     env = {**s3_server.env(), "KUBOHB_SYNTHETIC_SLEEP": "0.5"}
-    reference = kubohb(
-        "run", str(_sweep(tmp_path, "calm", s3_server, bucket, s3_server.endpoint_url)), "--json",
-        env=env,
-    )  # fmt: skip
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    expected = _results(s3_server, bucket, "calm")
+    # The same search without faults (parallelism 1: its trials and losses are the seed's alone,
+    # whatever the store): the run the kill tests compare with too (tests/sweeps.py).
+    calm = calm_sweep(parallelism=1)
+    expected = _results(FileStore(calm.store_dir), "syn")
     assert len(expected) == 17
 
     proxy = FaultProxy(s3_server.endpoint_url, faults=FAULTS).start()
@@ -120,7 +117,10 @@ def test_a_sweep_rides_out_a_flaky_store_and_two_outages(
     summary = json.loads(run.stdout)
     assert summary["trials"] == {"SUCCEEDED": 17}, summary
     # nothing lost: the very trials of the calm run, each loss as it was there
-    assert _results(s3_server, bucket, "chaos") == expected
+    store = open_store(
+        f"s3://{bucket}/sweeps", endpoint_url=s3_server.endpoint_url, region=s3_server.region
+    )
+    assert _results(store, "chaos") == expected
     assert set(invocations(inv).values()) == {1}  # no trainer ran twice
     c = proxy.counts
     assert c.failed > 0 and c.lost_answers > 0 and c.delayed > 0 and c.refused_down > 0, c

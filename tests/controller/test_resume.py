@@ -19,10 +19,10 @@ from controller.sweep.runner import load_or_create
 from controller.sweep.scheduler import DEADLINE_SLACK_S, Scheduler
 from controller.sweep.spec import parse_sweep
 from tests.sweeps import (
+    CalmSweep,
     invocations,
     kill_run,
     read_state,
-    run_json,
     synthetic_sweep,
     write_sweep,
 )
@@ -51,15 +51,10 @@ def _kind(op: str, key: str) -> str:
     return "trial.json" if key.endswith("/trial.json") else key
 
 
-def test_kill_and_resume_at_many_points(tmp_path: Path) -> None:
+def test_kill_and_resume_at_many_points(tmp_path: Path, calm_sweep: CalmSweep) -> None:
     # Parallelism 1 fixes the order of results, so the sweep is fully determined by its seed.
     over: dict[str, Any] = {"parallelism": 1, "poll_interval_s": 0.05}
-
-    ref_dir = tmp_path / "ref"
-    ref_dir.mkdir()
-    code, _ = run_json(write_sweep(ref_dir, synthetic_sweep(ref_dir, **over)))
-    assert code == 0
-    reference = read_state(ref_dir / "store", "syn")
+    reference = calm_sweep(**over).state  # the uninterrupted run (shared: tests/sweeps.py)
 
     dut = tmp_path / "dut"
     dut.mkdir()
