@@ -53,9 +53,13 @@ class KDE:
     def n(self) -> int:
         return int(self.data.shape[0])
 
-    def pdf(self, x: np.ndarray) -> np.ndarray:
-        """Density at each row of ``x`` (shape (m, d)); returns shape (m,)."""
+    def pdf(self, x: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
+        """Density at each row of ``x`` (shape (m, d)); returns shape (m,). With ``active``
+        ((m, d) booleans), the density of each row's active dimensions only: the product
+        kernel marginalised over the others (their factors, which integrate to 1, dropped)."""
         x = np.atleast_2d(np.asarray(x, dtype=float))
+        if active is not None and not active.all():
+            return self._marginal_pdf(x, active)
         q = x[:, self._cont] / self.bw[self._cont]
         # -|q - X|^2 / 2 = q.X - |q|^2 / 2 - |X|^2 / 2: one matmul instead of an (m, n, d)
         # broadcast, then in-place updates (this runs on every proposal).
@@ -74,6 +78,27 @@ class KDE:
             with np.errstate(invalid="ignore", over="ignore"):
                 kernel = kernel * np.where(match, 1.0 - bw, other)
         density: np.ndarray = kernel.mean(axis=1) * self._norm
+        return density
+
+    def _marginal_pdf(self, x: np.ndarray, active: np.ndarray) -> np.ndarray:
+        cont = self._cont
+        on = active[:, cont]
+        q = np.where(on, x[:, cont] / self.bw[cont], 0.0)
+        # -|q - X|^2 / 2 over each row's active dimensions: the terms of pdf, each masked
+        kernel = q @ self._scaled.T
+        kernel -= 0.5 * np.einsum("ij,ij->i", q, q)[:, None]
+        kernel -= 0.5 * (on.astype(float) @ (self._scaled**2).T)
+        np.minimum(kernel, 0.0, out=kernel)
+        np.exp(kernel, out=kernel)
+        for j in np.flatnonzero(~cont):
+            bw, levels = self.bw[j], self.levels[j]
+            if levels <= 1:  # one choice: factor 1 (the faithful quirks are not kept here)
+                continue
+            match = x[:, j, None] == self.data[None, :, j]
+            factor = np.where(match, 1.0 - bw, bw / (levels - 1))
+            kernel = kernel * np.where(active[:, j, None], factor, 1.0)
+        log_norm = -np.log(math.sqrt(2 * math.pi) * self.bw[cont])
+        density: np.ndarray = kernel.mean(axis=1) * np.exp(on.astype(float) @ log_norm)
         return density
 
 

@@ -34,6 +34,7 @@ from controller.bohb.space import SearchSpace
 
 log = logging.getLogger("kubohb.bohb")  # one event per line via controller.log's handler
 
+POOLED = -1  # ConfigGenerator's model source when all_budgets: every rung's results
 _FLOOR = 1e-32  # HpBandSter's floor on both densities in the acquisition g/l
 DEFAULT_MAX_MODEL_POINTS = 1024  # docs/bohb.md deviation 15 (2,048 until 2026-12-03)
 
@@ -41,18 +42,20 @@ ModelName = Literal["faithful", "kubohb"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 
 
-def model_defaults(model: ModelName, space: SearchSpace) -> dict[str, float]:
+def model_defaults(model: ModelName, space: SearchSpace) -> dict[str, float | bool]:
     """The knobs' defaults that ``model`` sets for ``space`` (docs/bohb.md, "The model").
 
     faithful: HpBandSter 0.7.4's, a third of the configs sampled from the prior once a model
-    exists. kubohb: on a space without ``active_if``, every config the model can propose comes
-    from it (as TPE's do after its start-up trials; the prior still supplies every config until
-    the first model exists), measured better on such problems; on a conditional space
-    HpBandSter's, because dropping the random third measured worse there."""
-    conditional = any(p.active_if for p in space.parameters)
-    if model == "kubohb" and not conditional:
-        return {"random_fraction": 0.0}
-    return {"random_fraction": 1 / 3}
+    exists, candidates scored on their whole vector. kubohb: on a space without ``active_if``,
+    every config the model can propose comes from it (as TPE's do after its start-up trials;
+    the prior still supplies every config until the first model exists); on a conditional space
+    HpBandSter's random third (dropping it measured worse there) and candidates scored on their
+    active dimensions only (``marginal``). Both measured better on such problems."""
+    if model == "kubohb":
+        if space.conditional:
+            return {"random_fraction": 1 / 3, "marginal": True}
+        return {"random_fraction": 0.0, "marginal": False}
+    return {"random_fraction": 1 / 3, "marginal": False}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,16 @@ class ModelKnobs:
     bandwidth_factor: float
     min_bandwidth: float
     faithful_kde: bool = False
+    marginal: bool = False
+    """On a conditional space, the acquisition scores each candidate on the dimensions active
+    in it only: both densities marginalised over the inactive ones, whose (imputed, perturbed)
+    values decoding drops anyway (docs/bohb.md, "Inactive dimensions"). HpBandSter scores the
+    whole vector."""
+    all_budgets: bool = False
+    """One model over every budget's results instead of one per budget (docs/bohb.md, "All
+    budgets in one model"). Each configuration counts once, by its result at the largest budget
+    it reached; they are ranked by that budget (largest first), then by loss, failures last, and
+    split into good and bad as one budget's results are. Nothing is dropped."""
     max_model_points: int | None = None
     """At most this many results feed a budget's KDE pair; None = all of them (HpBandSter).
 
@@ -95,6 +108,7 @@ class _Observations:
     def __init__(self, dim: int) -> None:
         self.vectors = np.empty((8, dim))
         self.losses = np.empty(8)
+        self.hidden = np.zeros(8, dtype=bool)  # all_budgets: the config has a larger budget's
         self.n = 0
         # The stable ranking (see ``ranking``) of the first ``_ranked`` results, built on demand.
         self._ranked = 0
@@ -108,8 +122,10 @@ class _Observations:
         while capacity < n:
             capacity *= 2
         vectors, losses = np.empty((capacity, self.vectors.shape[1])), np.empty(capacity)
+        hidden = np.zeros(capacity, dtype=bool)
         vectors[: self.n], losses[: self.n] = self.vectors[: self.n], self.losses[: self.n]
-        self.vectors, self.losses = vectors, losses
+        hidden[: self.n] = self.hidden[: self.n]
+        self.vectors, self.losses, self.hidden = vectors, losses, hidden
 
     def append(self, vector: np.ndarray, loss: float) -> None:
         if self.n == len(self.losses):
@@ -117,6 +133,11 @@ class _Observations:
         self.vectors[self.n] = vector
         self.losses[self.n] = loss
         self.n += 1
+
+    def hide(self, row: int) -> None:
+        """Mark a row hidden, also one about to be stored (row == n)."""
+        self._reserve(row + 1)
+        self.hidden[row] = True
 
     def extend(self, vectors: np.ndarray, losses: np.ndarray) -> None:
         """Append many results at once (what ``append`` row by row would store)."""
@@ -174,7 +195,11 @@ class ConfigGenerator:
         self.dim = space.dim
         self.n_choices = space.n_choices
         self.obs = [_Observations(self.dim) for _ in range(n_rungs)]
-        self._fits: dict[int, tuple[int, kde.KDE, kde.KDE]] = {}  # rung -> (N at fit, good, bad)
+        # rung (or POOLED) -> (results stored at the fit, good, bad)
+        self._fits: dict[int, tuple[int, kde.KDE, kde.KDE]] = {}
+        # all_budgets: a config's vector -> its (rung, row)s, and how many rows are not hidden
+        self._rows_of: dict[bytes, list[tuple[int, int]]] = {}
+        self._visible = 0
 
     # ---- data -------------------------------------------------------------------------------
     def _split_sizes(self, n: int) -> tuple[int, int]:
@@ -184,8 +209,8 @@ class ConfigGenerator:
         n_bad = max(n_min, ((100 - top) * n) // 100)
         return n_good, n_bad
 
-    def _has_model(self, rung: int) -> bool:
-        n = self.obs[rung].n
+    def _enough(self, n: int) -> bool:
+        """Whether n results make a model (of one budget, or of all in all_budgets)."""
         if n < self.knobs.min_points_in_model:
             return False
         n_good, n_bad = self._split_sizes(n)
@@ -193,55 +218,138 @@ class ConfigGenerator:
         bad_rows = max(0, min(n_bad, n - n_good))
         return good_rows > self.dim and bad_rows > self.dim  # statsmodels needs nobs > k_vars
 
-    def model_rung(self) -> int | None:
-        """The largest budget (rung index) with a model, or None."""
+    def _source(self) -> int | None:
+        """What the next proposal's model is fitted on: a rung, POOLED, or None (no model)."""
+        if self.knobs.all_budgets:
+            return POOLED if self._enough(self._visible) else None
         for rung in range(len(self.obs) - 1, -1, -1):
-            if self._has_model(rung):
+            if self._enough(self.obs[rung].n):
                 return rung
         return None
 
+    def model_rung(self) -> int | None:
+        """The largest budget (rung index) with a model, or None; with all_budgets, the largest
+        budget among the model's results."""
+        source = self._source()
+        if source != POOLED:
+            return source
+        return max(r for r, o in enumerate(self.obs) if o.n)
+
     def observe(self, rung: int, vector: np.ndarray, loss: float) -> bool:
         """Store one result (loss +inf for a failed run). Returns False if dropped (spec §2.3)."""
-        top = self.model_rung()
-        if top is not None and top > rung:
-            return False
+        if self.knobs.all_budgets:
+            self._index(rung, self.obs[rung].n, vector)
+        else:
+            top = self._source()
+            if top is not None and top > rung:
+                return False
         self.obs[rung].append(vector, loss if math.isfinite(loss) else math.inf)
         return True
 
+    def _index(self, rung: int, row: int, vector: np.ndarray) -> None:
+        """all_budgets: the result about to be stored at (rung, row) hides every result of the
+        same config at a smaller budget, or is hidden by one at a larger budget. Equal vectors
+        are the same config (a promotion re-encodes the same values)."""
+        rows = self._rows_of.setdefault(vector.tobytes(), [])
+        top = max((r for r, _ in rows), default=-1)
+        if rung < top:
+            self.obs[rung].hide(row)
+        else:
+            if rung > top:
+                for r, i in rows:
+                    if not self.obs[r].hidden[i]:
+                        self.obs[r].hidden[i] = True
+                        self._visible -= 1
+            self._visible += 1
+        rows.append((rung, row))
+
+    def _pooled_order(self) -> tuple[np.ndarray, np.ndarray]:
+        """(rungs, rows) of the results not hidden: the largest budget first, by loss within a
+        budget (ties by arrival), every failure after every finite loss."""
+        finite: list[tuple[int, np.ndarray]] = []
+        failed: list[tuple[int, np.ndarray]] = []
+        for r in range(len(self.obs) - 1, -1, -1):
+            o = self.obs[r]
+            if not o.n:
+                continue
+            order = o.ranking()
+            order = order[~o.hidden[order]]
+            ok = np.isfinite(o.losses[order])
+            finite.append((r, order[ok]))
+            failed.append((r, order[~ok]))
+        parts = finite + failed
+        rungs = np.concatenate([np.full(len(rows), r, dtype=np.intp) for r, rows in parts])
+        rows = np.concatenate([rows for _, rows in parts])
+        return rungs, rows
+
+    def _gather(self, rungs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), self.dim))
+        for r in np.unique(rungs):
+            at = rungs == r
+            out[at] = self.obs[int(r)].vectors[rows[at]]
+        return out
+
     # ---- models -----------------------------------------------------------------------------
     def _models(self, rung: int) -> tuple[kde.KDE, kde.KDE]:
+        if rung == POOLED:
+            stored = sum(o.n for o in self.obs)
+            cached = self._fits.get(rung)
+            if cached is not None and cached[0] == stored:
+                return cached[1], cached[2]
+            rungs, rows = self._pooled_order()
+            rng = np.random.default_rng([self.seed, len(self.obs), stored])
+            good_at, bad_at = self._split(len(rows), np.arange(len(rows)), rng)
+            good = self._gather(rungs[good_at], rows[good_at])
+            bad = self._gather(rungs[bad_at], rows[bad_at])
+            return self._fit(rung, stored, good, bad, rng)
         o = self.obs[rung]
         cached = self._fits.get(rung)
         if cached is not None and cached[0] == o.n:
             return cached[1], cached[2]
-        k = self.knobs
-        n_good, n_bad = self._split_sizes(o.n)
         data = o.vectors[: o.n]
         rng = np.random.default_rng([self.seed, rung, o.n])
-        bound = k.max_model_points
+        bound = self.knobs.max_model_points
         if bound is None or o.n <= bound:
+            n_good, n_bad = self._split_sizes(o.n)
             idx = np.argsort(o.losses[: o.n])  # default kind, as HpBandSter (ties: numpy's)
             good_idx, bad_idx = idx[:n_good], idx[n_good : n_good + n_bad]
         else:  # deviation 15: the same split over all N, each KDE on a subsample of its set
-            idx = o.ranking()
-            good_idx, bad_idx = idx[:n_good], idx[n_good : n_good + n_bad]
+            good_idx, bad_idx = self._split(o.n, o.ranking(), rng)
+        return self._fit(rung, o.n, data[good_idx], data[bad_idx], rng)
+
+    def _split(
+        self, n: int, ranked: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The good and bad slices of ``ranked`` (n results, best first), each subsampled to its
+        share of max_model_points when above it."""
+        n_good, n_bad = self._split_sizes(n)
+        good_idx, bad_idx = ranked[:n_good], ranked[n_good : n_good + n_bad]
+        bound = self.knobs.max_model_points
+        if bound is not None and n > bound:
             m_good = min(len(good_idx), bound // 2)
             m_bad = min(len(bad_idx), bound - m_good)
             good_idx = _subsample(good_idx, m_good, rng)
             bad_idx = _subsample(bad_idx, m_bad, rng)
-        good = kde.impute(data[good_idx], self.n_choices, rng)
-        bad = kde.impute(data[bad_idx], self.n_choices, rng)
+        return good_idx, bad_idx
+
+    def _fit(
+        self, source: int, stored: int, good: np.ndarray, bad: np.ndarray, rng: np.random.Generator
+    ) -> tuple[kde.KDE, kde.KDE]:
+        k = self.knobs
+        good = kde.impute(good, self.n_choices, rng)
+        bad = kde.impute(bad, self.n_choices, rng)
         good_kde = kde.fit(good, self.n_choices, k.min_bandwidth, faithful=k.faithful_kde)
         bad_kde = kde.fit(bad, self.n_choices, k.min_bandwidth, faithful=k.faithful_kde)
-        self._fits = {rung: (o.n, good_kde, bad_kde)}  # only the top model is ever used
+        self._fits = {source: (stored, good_kde, bad_kde)}  # only the top model is ever used
         log.debug(
-            "event=kde_fit rung=%d n=%d n_good=%d n_bad=%d", rung, o.n, good.shape[0], bad.shape[0]
-        )
+            "event=kde_fit rung=%d n=%d n_good=%d n_bad=%d",
+            source, stored, good.shape[0], bad.shape[0],
+        )  # fmt: skip
         return good_kde, bad_kde
 
     def propose(self, rng: np.random.Generator) -> tuple[dict[str, Any], bool]:
         """A config and whether the model picked it (else a prior sample)."""
-        rung = self.model_rung()
+        rung = self._source()
         # Same short-circuit as HpBandSter: no coin is drawn before the first model exists.
         if rung is None or rng.random() < self.knobs.random_fraction:
             return self.space.decode(self.space.sample_vector(rng)), False
@@ -269,7 +377,12 @@ class ConfigGenerator:
             keep = rng.random((k.num_samples, int(cat.sum()))) < (1 - bw[cat])
             uniform = np.floor(rng.random(keep.shape) * self.n_choices[cat])
             cand[:, cat] = np.where(keep, np.trunc(means[:, cat]), uniform)
-        l_pdf, g_pdf = good.pdf(cand), bad.pdf(cand)
+        if k.marginal and self.space.conditional:
+            rounded = np.where(cat, np.rint(cand), cand)
+            active = self.space.active_mask(rounded)
+            l_pdf, g_pdf = good.pdf(cand, active), bad.pdf(cand, active)
+        else:
+            l_pdf, g_pdf = good.pdf(cand), bad.pdf(cand)
         # Python max() semantics of HpBandSter's max(1e-32, g) / max(l, 1e-32), NaN included.
         g_floor = np.where(g_pdf > _FLOOR, g_pdf, _FLOOR)
         l_floor = np.where(l_pdf < _FLOOR, _FLOOR, l_pdf)
@@ -319,4 +432,7 @@ class ConfigGenerator:
                     f"expected (n, {self.dim})"
                 )
             losses = np.array(s["losses"], dtype=float).reshape(-1)
+            if self.knobs.all_budgets:
+                for row in range(len(losses)):
+                    self._index(rung, o.n + row, vectors[row])
             o.extend(vectors, np.where(np.isnan(losses), math.inf, losses))

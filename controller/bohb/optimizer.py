@@ -120,6 +120,8 @@ class BOHB:
         bandwidth_factor: float = 3.0,
         min_bandwidth: float = 1e-3,
         faithful_kde: bool = False,
+        all_budgets: bool = False,  # ModelKnobs; measured, not a model's default
+        marginal: bool | None = None,  # None: the model's (model_defaults)
         promotion: Promotion = "sync",
         max_model_points: int | None = DEFAULT_MAX_MODEL_POINTS,  # ModelKnobs; None = HpBandSter
         model: ModelName = "faithful",
@@ -129,7 +131,9 @@ class BOHB:
             raise ValueError(f"model ({model!r}) must be one of {', '.join(MODEL_NAMES)}")
         self.model: ModelName = model
         if random_fraction is None:
-            random_fraction = model_defaults(model, space)["random_fraction"]
+            random_fraction = float(model_defaults(model, space)["random_fraction"])
+        if marginal is None:
+            marginal = bool(model_defaults(model, space)["marginal"])
         if promotion not in PROMOTIONS:
             raise ValueError(f"promotion ({promotion!r}) must be 'sync' or 'async'")
         self.promotion: Promotion = promotion
@@ -165,6 +169,8 @@ class BOHB:
             bandwidth_factor=float(bandwidth_factor),
             min_bandwidth=float(min_bandwidth),
             faithful_kde=faithful_kde,
+            all_budgets=bool(all_budgets),
+            marginal=bool(marginal),
             max_model_points=None if max_model_points is None else int(max_model_points),
         )
         self.budgets: list[float] = self.schedule.budgets
@@ -475,6 +481,8 @@ class BOHB:
                 "bandwidth_factor": k.bandwidth_factor,
                 "min_bandwidth": k.min_bandwidth,
                 "faithful_kde": k.faithful_kde,
+                "all_budgets": k.all_budgets,
+                "marginal": k.marginal,
                 "promotion": self.promotion,
                 "max_model_points": k.max_model_points,
                 "model": self.model,
@@ -499,7 +507,7 @@ class BOHB:
         # An older state has no "promotion": it was written by the sync optimiser (the default),
         # no "max_model_points": its model was unbounded, and no "model": HpBandSter's (its
         # knobs are all in the state anyway).
-        args = {"max_model_points": None, **state["args"]}
+        args = {"max_model_points": None, "all_budgets": False, "marginal": False, **state["args"]}
         opt = cls(SearchSpace.model_validate(state["space"]), **args)
         opt._rng.bit_generator.state = state["rng"]
         opt._iterations = [opt._new_iteration(i, s) for i, s in enumerate(state["iterations"])]

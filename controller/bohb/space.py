@@ -307,6 +307,29 @@ class SearchSpace(BaseModel):
                 config[p.name] = p.decode_value(v)
         return config
 
+    @cached_property
+    def conditional(self) -> bool:
+        return any(p.active_if for p in self.parameters)
+
+    def active_mask(self, vectors: np.ndarray) -> np.ndarray:
+        """(m, d) of full vectors -> whether each dimension is active in what ``decode`` would
+        return for that row (a NaN entry is inactive, as are its children)."""
+        vectors = np.atleast_2d(vectors)
+        active = ~np.isnan(vectors)
+        index = {p.name: j for j, p in enumerate(self.ordered)}
+        for j, p in enumerate(self.ordered):  # parents come first: they are shallower
+            for parent, values in (p.active_if or {}).items():
+                k = index[parent]
+                allowed = {_key(v) for v in values}
+                column = vectors[:, k]
+                ok = np.zeros(len(column), dtype=bool)
+                for v in np.unique(column[active[:, k]]):
+                    if _key(self.ordered[k].decode_value(v)) in allowed:
+                        ok |= column == v
+                active[:, j] &= active[:, k] & ok
+        out: np.ndarray = active
+        return out
+
     def encode(self, config: dict[str, Any]) -> np.ndarray:
         """Config -> vector; inactive or absent parameters are NaN."""
         return np.array(

@@ -278,7 +278,7 @@ def test_with_the_kubohb_model_every_config_after_the_first_model_is_model_based
     assert first > 0 and all(picks[first:])
 
 
-def test_on_a_conditional_space_the_kubohb_model_keeps_hpbandsters_random_third() -> None:
+def test_on_a_conditional_space_kubohb_keeps_the_random_third_and_scores_marginally() -> None:
     space = SearchSpace.model_validate(
         {
             "parameters": [
@@ -288,5 +288,9 @@ def test_on_a_conditional_space_the_kubohb_model_keeps_hpbandsters_random_third(
             ]
         }
     )  # fmt: skip
-    assert BOHB(space, 1, 9, model="kubohb").knobs.random_fraction == 1 / 3
+    kubohb = BOHB(space, 1, 9, model="kubohb").knobs
+    assert kubohb.random_fraction == 1 / 3 and kubohb.marginal
     assert BOHB(space, 1, 9, model="kubohb", random_fraction=0).knobs.random_fraction == 0
+    assert not BOHB(space, 1, 9, model="kubohb", marginal=False).knobs.marginal
+    assert not BOHB(space, 1, 9).knobs.marginal  # faithful: HpBandSter scores whole vectors
+    assert not BOHB(counting_ones_space(), 1, 9, model="kubohb").knobs.marginal  # nothing to drop
