@@ -73,6 +73,8 @@ def _search(bohb_state: dict) -> tuple:
     args = {k: v for k, v in bohb_state.get("args", {}).items() if k != "max_iterations"}
     args.setdefault("promotion", "sync")  # a snapshot from before the knob existed
     args.setdefault("model", "faithful")  # likewise
+    args.setdefault("all_budgets", False)  # likewise
+    args.setdefault("marginal", False)  # likewise
     return bohb_state.get("space"), args
 
 

@@ -140,6 +140,10 @@ class BohbKnobs(_Spec):
     # a knob set above wins over either
     model: ModelName = "kubohb"
     faithful_kde: bool | None = None  # HpBandSter's exact KDE quirks (slower); see docs/bohb.md
+    # score a candidate on its active dimensions only (conditional spaces; docs/bohb.md)
+    marginal: bool | None = None
+    # one model over every budget's results, each config at its largest budget (docs/bohb.md)
+    all_budgets: bool | None = None
     # KDE fitted on at most this many results per budget (docs/bohb.md deviation 15); unset = 1024
     max_model_points: int | None = Field(None, ge=1)
     # A promoted config continues its training from the rung below's checkpoint and trains only
