@@ -42,20 +42,31 @@ ModelName = Literal["faithful", "kubohb"]
 MODEL_NAMES: tuple[str, ...] = get_args(ModelName)
 
 
-def model_defaults(model: ModelName, space: SearchSpace) -> dict[str, float | bool]:
+@dataclass(frozen=True)
+class ModelDefaults:
+    """The knobs a ``model`` sets; a knob given to ``BOHB`` wins over its default."""
+
+    random_fraction: float = 1 / 3
+    num_samples: int = 64
+    bandwidth_factor: float = 3.0
+    marginal: bool = False
+
+
+def model_defaults(model: ModelName, space: SearchSpace) -> ModelDefaults:
     """The knobs' defaults that ``model`` sets for ``space`` (docs/bohb.md, "The model").
 
     faithful: HpBandSter 0.7.4's, a third of the configs sampled from the prior once a model
-    exists, candidates scored on their whole vector. kubohb: on a space without ``active_if``,
-    every config the model can propose comes from it (as TPE's do after its start-up trials;
-    the prior still supplies every config until the first model exists); on a conditional space
-    HpBandSter's random third (dropping it measured worse there) and candidates scored on their
-    active dimensions only (``marginal``). Both measured better on such problems."""
-    if model == "kubohb":
-        if space.conditional:
-            return {"random_fraction": 1 / 3, "marginal": True}
-        return {"random_fraction": 0.0, "marginal": False}
-    return {"random_fraction": 1 / 3, "marginal": False}
+    exists, 64 candidates drawn with the bandwidths widened 3x, each scored on its whole vector.
+    kubohb: on a space without ``active_if``, every config the model can propose comes from it
+    (as TPE's do after its start-up trials; the prior still supplies every config until the
+    first model exists); on a conditional space HpBandSter's random third (dropping it
+    measured worse there) and candidates scored on their active dimensions only
+    (``marginal``). Each choice measured better on such problems (docs/benchmarks.md)."""
+    if model == "faithful":
+        return ModelDefaults()
+    if space.conditional:
+        return ModelDefaults(marginal=True)
+    return ModelDefaults(random_fraction=0.0)
 
 
 @dataclass(frozen=True)

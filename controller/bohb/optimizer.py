@@ -115,13 +115,13 @@ class BOHB:
         max_iterations: int | None = None,
         min_points_in_model: int | None = None,
         top_n_percent: int = 15,
-        num_samples: int = 64,
-        random_fraction: float | None = None,  # None: the model's (model_defaults)
-        bandwidth_factor: float = 3.0,
+        num_samples: int | None = None,  # None, here and below: the model's (model_defaults)
+        random_fraction: float | None = None,
+        bandwidth_factor: float | None = None,
         min_bandwidth: float = 1e-3,
         faithful_kde: bool = False,
         all_budgets: bool = False,  # ModelKnobs; measured, not a model's default
-        marginal: bool | None = None,  # None: the model's (model_defaults)
+        marginal: bool | None = None,
         promotion: Promotion = "sync",
         max_model_points: int | None = DEFAULT_MAX_MODEL_POINTS,  # ModelKnobs; None = HpBandSter
         model: ModelName = "faithful",
@@ -130,10 +130,12 @@ class BOHB:
         if model not in MODEL_NAMES:
             raise ValueError(f"model ({model!r}) must be one of {', '.join(MODEL_NAMES)}")
         self.model: ModelName = model
-        if random_fraction is None:
-            random_fraction = float(model_defaults(model, space)["random_fraction"])
-        if marginal is None:
-            marginal = bool(model_defaults(model, space)["marginal"])
+        defaults = model_defaults(model, space)
+        num_samples = defaults.num_samples if num_samples is None else num_samples
+        random_fraction = defaults.random_fraction if random_fraction is None else random_fraction
+        if bandwidth_factor is None:
+            bandwidth_factor = defaults.bandwidth_factor
+        marginal = defaults.marginal if marginal is None else marginal
         if promotion not in PROMOTIONS:
             raise ValueError(f"promotion ({promotion!r}) must be 'sync' or 'async'")
         self.promotion: Promotion = promotion

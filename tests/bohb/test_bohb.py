@@ -250,9 +250,13 @@ def test_constructor_rejects_bad_knobs() -> None:
 def test_the_model_sets_the_knobs_defaults_and_a_knob_given_wins() -> None:
     space = counting_ones_space()
     faithful, kubohb = BOHB(space, 1, 9), BOHB(space, 1, 9, model="kubohb")
-    assert faithful.model == "faithful" and faithful.knobs.random_fraction == 1 / 3
-    assert kubohb.knobs.random_fraction == 0.0
+    f, k = faithful.knobs, kubohb.knobs
+    assert faithful.model == "faithful"
+    assert (f.random_fraction, f.num_samples, f.bandwidth_factor) == (1 / 3, 64, 3.0)
+    assert (k.random_fraction, k.num_samples, k.bandwidth_factor) == (0.0, 64, 3.0)
     assert BOHB(space, 1, 9, model="kubohb", random_fraction=0.5).knobs.random_fraction == 0.5
+    given = BOHB(space, 1, 9, model="kubohb", num_samples=32, bandwidth_factor=2.0).knobs
+    assert (given.num_samples, given.bandwidth_factor) == (32, 2.0)
     # The state holds the model and every knob it resolved; a state written before the model
     # existed restores as HpBandSter's with its own knobs.
     state = kubohb.state_dict()
