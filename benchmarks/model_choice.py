@@ -10,7 +10,12 @@ suite's four problems. The suite (``benchmarks/suite.py``) then measures the cho
 against the peers on seeds 0..49, which took no part in the choice. Candidates: the settings that
 stood out in a coarser screen (random_fraction 0 / 0.1 / 0.2 x bandwidth_factor 2 / 3 / 5 x
 num_samples 64 / 256 on seeds 1000..1049; recorded in docs/bohb.md), each a change of one or two of
-HpBandSter's knobs.
+HpBandSter's knobs. Later rounds, each with its rule fixed before it ran and on the same
+seeds: the second (``marg*``, ``all*``, ``rf0_top10``) chose per kind of space, by the geometric
+mean over the two conditional problems for conditional spaces and over the two others for
+spaces without conditions; the third (``rf0_*``, ``--problems counting_ones_8+8
+mf_hartmann_6``) only the latter. ``--problems`` and ``--candidates`` run a subset (faithful,
+the reference, always runs); the geometric mean is over the suite's problems among them.
 """
 
 from __future__ import annotations
@@ -33,6 +38,22 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "rf0.1": {"random_fraction": 0.1},
     "rf0_bw5": {"random_fraction": 0.0, "bandwidth_factor": 5.0},
     "rf0_ns128": {"random_fraction": 0.0, "num_samples": 128},
+    "all": {"all_budgets": True},
+    "all_rf0": {"all_budgets": True, "random_fraction": 0.0},
+    "rf0_top10": {"random_fraction": 0.0, "top_n_percent": 10},
+    "marg": {"marginal": True},
+    "marg_rf0": {"marginal": True, "random_fraction": 0.0},
+    "marg_all": {"marginal": True, "all_budgets": True},
+    "marg_all_rf0": {"marginal": True, "all_budgets": True, "random_fraction": 0.0},
+    # third round (unconditional problems only): narrower sampling, fewer candidates, a wider
+    # good set around random_fraction 0
+    "rf0_bw2": {"random_fraction": 0.0, "bandwidth_factor": 2.0},
+    "rf0_bw1.5": {"random_fraction": 0.0, "bandwidth_factor": 1.5},
+    "rf0_bw1": {"random_fraction": 0.0, "bandwidth_factor": 1.0},
+    "rf0_ns24": {"random_fraction": 0.0, "num_samples": 24},
+    "rf0_ns32": {"random_fraction": 0.0, "num_samples": 32},
+    "rf0_top25": {"random_fraction": 0.0, "top_n_percent": 25},
+    "rf0_bw2_ns32": {"random_fraction": 0.0, "bandwidth_factor": 2.0, "num_samples": 32},
 }
 SUITE = ("conditional_nas", "conditional_nas_noisy", "counting_ones_8+8", "mf_hartmann_6")
 PROBLEMS = (*SUITE, "counting_ones_4+4")
