@@ -104,9 +104,9 @@ def check_precision(data: Splits, device: Device) -> tuple[bool | None, str]:
     if device.device.type != "cuda":
         return None, "the host clock is the only clock on CPU"
     trainer = build(loop_bench.WIDE, data, device, "epochs", 1.0)
-    # Warm-up past an epoch's end, so that the last batch's shape (and cuDNN's choice for it)
-    # is not first met inside a timed phase; then the phases in ABBA order, so that a drift
-    # (clocks, allocator) weighs on both methods alike.
+    # Warm-up past the first epoch's end, so that one-off work of the first epoch falls in no
+    # timed phase; then the phases in ABBA order, so that a drift (clocks, allocator, the
+    # first run of a code path) weighs on both methods alike.
     run_steps(trainer, steps_per_epoch(len(data.train_y), loop_bench.WIDE.batch_size) + 8)
     events = trainer.timer
     sums = {"events": 0.0, "synced": 0.0}
