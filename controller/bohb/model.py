@@ -86,8 +86,9 @@ class ModelKnobs:
     all_budgets: bool = False
     """One model over every budget's results instead of one per budget (docs/bohb.md, "All
     budgets in one model"). Each configuration counts once, by its result at the largest budget
-    it reached; they are ranked by that budget (largest first), then by loss, failures last, and
-    split into good and bad as one budget's results are. Nothing is dropped."""
+    it reached (a config proposed twice and run twice at that budget, twice); they are ranked
+    by that budget (largest first), then by loss, failures last, and split into good and bad
+    as one budget's results are. Nothing is dropped."""
     max_model_points: int | None = None
     """At most this many results feed a budget's KDE pair; None = all of them (HpBandSter).
 

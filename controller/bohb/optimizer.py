@@ -343,8 +343,8 @@ class BOHB:
         ``min_points_in_model`` and its good/bad split like this sweep's own results, never for
         the brackets, promotions or the incumbent. A budget must be one of this schedule's
         (within 1e-9, relative); each config is validated against the space. Returns how many
-        were used (results below the largest budget that has a model are dropped, as for told
-        ones)."""
+        were used (without ``all_budgets``, results below the largest budget that has a model
+        are dropped, as for told ones)."""
         if self._trials:
             raise RuntimeError("warm_start: the optimiser has handed out trials already")
         used = 0
