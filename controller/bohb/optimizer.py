@@ -499,6 +499,21 @@ class BOHB:
             "observations": self._gen.state_dict(),
         }
 
+    @staticmethod
+    def state_args(state: dict[str, Any]) -> dict[str, Any]:
+        """The constructor arguments a state was written with; those an older state lacks are
+        what it ran with: no "promotion", the sync optimiser (the default); no
+        "max_model_points", an unbounded model; no "model", HpBandSter's (its knobs are all in
+        the state anyway); no "all_budgets" or "marginal", neither."""
+        older = {
+            "promotion": "sync",
+            "max_model_points": None,
+            "model": "faithful",
+            "all_budgets": False,
+            "marginal": False,
+        }
+        return {**older, **state.get("args", {})}
+
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> BOHB:
         if state.get("version") != STATE_VERSION:
@@ -506,11 +521,7 @@ class BOHB:
                 f"BOHB state version {state.get('version')!r} is not {STATE_VERSION}; "
                 "it was written by another kubohb version"
             )
-        # An older state has no "promotion": it was written by the sync optimiser (the default),
-        # no "max_model_points": its model was unbounded, and no "model": HpBandSter's (its
-        # knobs are all in the state anyway).
-        args = {"max_model_points": None, "all_budgets": False, "marginal": False, **state["args"]}
-        opt = cls(SearchSpace.model_validate(state["space"]), **args)
+        opt = cls(SearchSpace.model_validate(state["space"]), **cls.state_args(state))
         opt._rng.bit_generator.state = state["rng"]
         opt._iterations = [opt._new_iteration(i, s) for i, s in enumerate(state["iterations"])]
         opt._active = [i for i, it in enumerate(opt._iterations) if not it.is_finished]

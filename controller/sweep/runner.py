@@ -70,11 +70,7 @@ def new_bohb(spec: SweepSpec) -> BOHB:
 
 def _search(bohb_state: dict) -> tuple:
     """What a BOHB snapshot searches: its space and arguments (max_iterations may change)."""
-    args = {k: v for k, v in bohb_state.get("args", {}).items() if k != "max_iterations"}
-    args.setdefault("promotion", "sync")  # a snapshot from before the knob existed
-    args.setdefault("model", "faithful")  # likewise
-    args.setdefault("all_budgets", False)  # likewise
-    args.setdefault("marginal", False)  # likewise
+    args = {k: v for k, v in BOHB.state_args(bohb_state).items() if k != "max_iterations"}
     return bohb_state.get("space"), args
 
 
